@@ -1,0 +1,161 @@
+"""NIfTI loading with validation, and atomic saving that keeps the affine."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tempfile
+import zlib
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from .errors import InputImageError, OutputExistsError
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+MIN_SPACING_MM = 0.2
+MAX_SPACING_MM = 10.0
+MIN_SIDE_VOXELS = 8
+MAX_SIDE_VOXELS = 2048
+
+
+def is_nifti_path(path: str | Path) -> bool:
+    return str(path).lower().endswith(NIFTI_SUFFIXES)
+
+
+def load_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
+    """Load a 3D NIfTI volume and check that it can be used.
+
+    A 4D image with a single frame is squeezed to 3D. Everything else that is
+    wrong raises :class:`InputImageError` with the file name and the reason.
+    """
+    path = Path(path)
+    name = str(path)
+    if not path.exists():
+        raise InputImageError(f"{name}: file not found")
+    if path.is_dir():
+        raise InputImageError(f"{name}: is a folder, expected a NIfTI file (.nii or .nii.gz)")
+    if not is_nifti_path(path):
+        raise InputImageError(f"{name}: not a NIfTI file name (expected .nii or .nii.gz)")
+    try:
+        img = nib.load(str(path))
+        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+            raise InputImageError(f"{name}: not a NIfTI image ({type(img).__name__})")
+        data = np.asanyarray(img.dataobj)
+    except InputImageError:
+        raise
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputImageError(f"{name}: truncated or corrupt gzip data ({exc})") from None
+    except Exception as exc:  # nibabel raises many kinds for a bad header
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputImageError(f"{name}: not a readable NIfTI image ({reason})") from None
+
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise InputImageError(f"{name}: expected a 3D {what}, got a {data.ndim}D image of shape {data.shape}")
+    if min(data.shape) < MIN_SIDE_VOXELS or max(data.shape) > MAX_SIDE_VOXELS:
+        raise InputImageError(f"{name}: implausible shape {data.shape} for a head {what}")
+    zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
+    if not np.all(np.isfinite(zooms)) or zooms.min() < MIN_SPACING_MM or zooms.max() > MAX_SPACING_MM:
+        raise InputImageError(
+            f"{name}: implausible voxel size {tuple(np.round(zooms, 3))} mm "
+            f"(expected {MIN_SPACING_MM}-{MAX_SPACING_MM} mm)"
+        )
+    if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-6:
+        raise InputImageError(f"{name}: the affine (voxel-to-world matrix) is singular or not finite")
+    data = np.asarray(data, dtype=np.float32)
+    n_bad = int(np.count_nonzero(~np.isfinite(data)))
+    if n_bad:
+        raise InputImageError(f"{name}: {n_bad} voxels are NaN or infinite")
+    if not np.any(data):
+        raise InputImageError(f"{name}: the image is empty (all voxels are zero)")
+    if float(data.max()) == float(data.min()):
+        raise InputImageError(f"{name}: the image is constant (every voxel is {float(data.max()):g})")
+    return image_like(data, img)
+
+
+def image_like(data: np.ndarray, like: nib.Nifti1Image, dtype: type | np.dtype = np.float32) -> nib.Nifti1Image:
+    """A new image with the geometry of ``like``: its header, qform and sform (with their codes) kept."""
+    header = like.header.copy()
+    header.set_data_dtype(dtype)
+    header.set_slope_inter(None, None)
+    if header["sform_code"] == 0 and header["qform_code"] == 0:
+        header.set_sform(like.affine, 1)
+    return nib.Nifti1Image(np.asarray(data), None, header)
+
+
+def check_writable(path: str | Path, overwrite: bool) -> Path:
+    """Refuse to replace an existing file unless ``overwrite`` is set."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"{path}: already exists", hint="pass --overwrite to replace it")
+    return path
+
+
+def save_volume(
+    data: np.ndarray,
+    path: str | Path,
+    *,
+    like: nib.Nifti1Image | None = None,
+    affine: np.ndarray | None = None,
+    dtype: type | np.dtype = np.float32,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``data`` atomically (temp file, then rename).
+
+    The geometry comes from ``like`` (affine, qform and sform codes kept) or
+    from ``affine`` for a new image.
+    """
+    path = check_writable(path, overwrite)
+    if like is not None:
+        img = image_like(data, like, dtype=dtype)
+    elif affine is not None:
+        img = nib.Nifti1Image(np.asarray(data), affine)
+        img.set_data_dtype(dtype)
+        img.set_qform(affine, 1)
+        img.set_sform(affine, 1)
+    else:
+        raise ValueError("save_volume needs `like` or `affine`")
+    write_atomic(img, path)
+    return path
+
+
+def _default_mode() -> int:
+    """The mode a plainly created file gets (mkstemp makes 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_atomic(img: nib.Nifti1Image, path: str | Path) -> None:
+    """Save a NIfTI image through a temporary file in the same folder, then rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_text_atomic(text: str, path: str | Path, *, overwrite: bool = True) -> Path:
+    """Write a text file (JSON, TSV, HTML) atomically."""
+    path = check_writable(path, overwrite)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, _default_mode())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path

@@ -1,0 +1,523 @@
+"""The simulated paired T1 / FDG-PET cohort.
+
+No patient data ships with mri2pet. Tests, demos and the shipped weights use a
+cohort that this module renders from the MNI152 tissue maps and the AAL atlas.
+Every number below is explained in docs/simulation.md.
+
+Spaces: anatomy is built on an MNI-aligned simulation grid (1.5 mm). A
+subject's T1 is then sampled in a scanner ("native") space through a known
+affine (head pose and size), the PET in its own space through a further small
+rigid offset. The ground truth is what a perfect affine registration to MNI
+would give on the model grid, plus the transforms themselves.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from . import __version__
+from .atlas import (
+    AD_PATTERN_REGIONS,
+    FRONTAL_REGIONS,
+    MEDIAL_TEMPORAL_REGIONS,
+    TemplateMaps,
+    aal_names,
+    region_labels,
+    template_maps,
+)
+from .grid import CENTER_MM, ModelGrid, default_grid
+from .io import check_writable, save_volume, write_atomic, write_text_atomic
+from .resample import resample
+
+SIM_GRID = ModelGrid(shape=(136, 160, 136), spacing=1.5, center=CENTER_MM)
+ORIENTATIONS = ("RAS", "LPS", "LAS", "RPI", "LIA", "PIR", "ASL", "SRA")
+BRAIN_CENTER_MNI = np.array([0.0, -18.0, 12.0])
+
+# Group-level demographics (ADNI-like; see docs/simulation.md).
+DIAGNOSIS_P = {"CN": 0.40, "MCI": 0.35, "AD": 0.25}
+SEVERITY_RANGE = {"CN": (0.0, 0.05), "MCI": (0.2, 0.5), "AD": (0.5, 1.0)}
+AGE_RANGE = (55.0, 92.0)
+
+# Scanner T1 contrasts: (CSF, GM, WM, skull, scalp) relative to WM.
+SCANNERS = {
+    "siemens-mprage": (0.20, 0.60, 1.0, 0.08, 0.75),
+    "ge-spgr": (0.28, 0.66, 1.0, 0.12, 0.85),
+    "philips-tfe": (0.14, 0.54, 1.0, 0.06, 0.70),
+}
+
+# FDG uptake per tissue (GM about 4x WM, CSF near zero), before regional factors.
+UPTAKE = {"gm": 4.0, "wm": 1.0, "csf": 0.05, "scalp": 0.25}
+AGE_FRONTAL_DECLINE_PER_YEAR = 0.0035  # fraction per year after 50, frontal + anterior cingulate
+AGE_GLOBAL_DECLINE_PER_YEAR = 0.001
+AD_PARIETAL_DROP = 0.28  # posterior cingulate, precuneus, inferior parietal, angular at severity 1
+AD_TEMPORAL_DROP = 0.20  # middle and inferior temporal gyri
+AD_MEDIAL_TEMPORAL_DROP = 0.15
+REGIONAL_SD = 0.04  # per-subject random regional variation (log scale)
+
+
+@dataclass
+class Subject:
+    """Demographics and every random draw that defines one simulated subject."""
+
+    participant_id: str
+    age: float
+    sex: str
+    diagnosis: str
+    severity: float
+    brain_age: float
+    scanner: str
+    head_scale: float
+    rotation_deg: list[float]
+    shift_mm: list[float]
+    t1_orientation: str
+    t1_spacing_mm: list[float]
+    pet_orientation: str
+    pet_spacing_mm: list[float]
+    pet_offset_rotation_deg: list[float]
+    pet_offset_shift_mm: list[float]
+    psf_fwhm_mm: float
+    suv_gm_mean: float
+    t1_noise: float
+    t1_gain: float
+    extras: dict = field(default_factory=dict)
+
+
+def draw_subject(seed: int, index: int) -> Subject:
+    """All random choices for subject ``index`` of the cohort with ``seed``.
+
+    Each subject has its own random stream, so a cohort is the same whatever
+    the number of jobs, and subject 7 is the same in a cohort of 10 or 100.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    diagnosis = str(rng.choice(list(DIAGNOSIS_P), p=list(DIAGNOSIS_P.values())))
+    if diagnosis == "CN":
+        age = rng.uniform(*AGE_RANGE)
+    else:
+        age = float(np.clip(rng.normal(75.0, 7.0), *AGE_RANGE))
+    sex = str(rng.choice(["F", "M"]))
+    severity = float(rng.uniform(*SEVERITY_RANGE[diagnosis]))
+    return Subject(
+        participant_id=f"sub-{index + 1:03d}",
+        age=round(float(age), 1),
+        sex=sex,
+        diagnosis=diagnosis,
+        severity=round(severity, 3),
+        # atrophy follows a biological age that the T1 shows only with this scatter
+        brain_age=float(age + rng.normal(0.0, 4.0)),
+        scanner=str(rng.choice(list(SCANNERS))),
+        head_scale=float(np.clip(rng.normal(1.03 if sex == "M" else 0.97, 0.035), 0.88, 1.14)),
+        rotation_deg=rng.uniform(-15, 15, 3).round(2).tolist(),
+        shift_mm=rng.uniform(-20, 20, 3).round(2).tolist(),
+        t1_orientation=str(rng.choice(ORIENTATIONS)),
+        t1_spacing_mm=[round(float(x), 3) for x in (*[rng.uniform(1.0, 1.15)] * 2, rng.uniform(1.0, 1.3))],
+        pet_orientation=str(rng.choice(ORIENTATIONS)),
+        pet_spacing_mm=[round(float(x), 3) for x in (*[rng.uniform(1.9, 2.2)] * 2, rng.uniform(2.0, 2.5))],
+        pet_offset_rotation_deg=rng.uniform(-3, 3, 3).round(2).tolist(),
+        pet_offset_shift_mm=rng.uniform(-5, 5, 3).round(2).tolist(),
+        psf_fwhm_mm=round(float(rng.uniform(6.0, 8.0)), 2),
+        suv_gm_mean=round(float(rng.normal(8.0, 1.2)), 3),
+        t1_noise=round(float(rng.uniform(0.015, 0.04)), 4),
+        t1_gain=round(float(rng.uniform(300, 1500)), 1),
+        extras={"stream": [int(seed), int(index)]},
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# geometry helpers
+
+
+def rotation_matrix(degrees: list[float] | np.ndarray) -> np.ndarray:
+    """Rotation about x, then y, then z (degrees)."""
+    ax, ay, az = np.deg2rad(degrees)
+    rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+    ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+    rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def rigid(degrees: list[float], shift: list[float], scale: float = 1.0) -> np.ndarray:
+    out = np.eye(4)
+    out[:3, :3] = rotation_matrix(degrees) * scale
+    out[:3, 3] = shift
+    return out
+
+
+def oriented_affine(code: str, spacing: list[float], fov_mm: tuple[float, float, float], center: np.ndarray):
+    """A voxel grid with on-disk orientation ``code`` (e.g. 'LIA') covering ``fov_mm`` around ``center``.
+
+    ``fov_mm`` is given along the world axes (x, y, z); returns (affine, shape).
+    """
+    ornt = nib.orientations.axcodes2ornt(tuple(code))
+    directions = np.zeros((3, 3))
+    shape = []
+    for voxel_axis, (world_axis, sign) in enumerate(ornt):
+        directions[int(world_axis), voxel_axis] = sign
+        shape.append(int(round(fov_mm[int(world_axis)] / spacing[voxel_axis])))
+    affine = np.eye(4)
+    affine[:3, :3] = directions * np.asarray(spacing)
+    affine[:3, 3] = center - affine[:3, :3] @ ((np.asarray(shape) - 1) / 2)
+    return affine, tuple(shape)
+
+
+# ----------------------------------------------------------------------------------------------
+# template-level maps on the simulation grid (once per process)
+
+
+@dataclass(frozen=True)
+class SimTemplates:
+    maps: TemplateMaps
+    outside_mm: np.ndarray  # distance outside the brain mask (mm), 0 inside
+    ventricle_distance: np.ndarray  # distance outside the lateral ventricles (mm)
+    ventricle_normal: np.ndarray  # unit vector pointing away from the ventricles, (3, *shape)
+    near_ventricles: np.ndarray  # bool, the deep box that holds the lateral ventricles (for volume figures)
+    cortical_labels: list[int]  # AAL cortex: not deep grey matter, not cerebellum
+
+
+@lru_cache(maxsize=1)
+def sim_templates() -> SimTemplates:
+    maps = template_maps(SIM_GRID)
+    outside = ndimage.distance_transform_edt(~maps.brain_mask, sampling=SIM_GRID.spacing).astype(np.float32)
+    world = SIM_GRID.world_coordinates()
+    central = (np.abs(world[0]) < 25) & (world[1] > -45) & (world[1] < 25) & (world[2] > -5) & (world[2] < 35)
+    ventricles = central & (maps.csf > 0.5)
+    distance = ndimage.distance_transform_edt(~ventricles, sampling=SIM_GRID.spacing).astype(np.float32)
+    normal = np.stack(np.gradient(ndimage.gaussian_filter(distance, 1.0), SIM_GRID.spacing)).astype(np.float32)
+    normal /= np.maximum(np.linalg.norm(normal, axis=0), 1e-3)
+    names = aal_names()
+    deep = set(region_labels(("Caudate", "Putamen", "Pallidum", "Thalamus")))
+    cortical = [v for v, n in names.items() if v not in deep and not n.startswith(("Cerebelum", "Vermis"))]
+    return SimTemplates(maps, outside, distance, normal, central, cortical)
+
+
+# ----------------------------------------------------------------------------------------------
+# anatomy, T1 and PET for one subject on the simulation grid
+
+
+def smooth_displacement(rng: np.random.Generator, shape: tuple[int, ...], sd_mm: float, step: int = 8):
+    """A smooth random displacement field (3, *shape) in mm with about ``sd_mm`` per component."""
+    coarse_shape = tuple(int(np.ceil(s / step)) + 1 for s in shape)
+    out = np.empty((3, *shape), dtype=np.float32)
+    for c in range(3):
+        coarse = ndimage.gaussian_filter(rng.normal(0.0, 1.0, coarse_shape), 1.0)
+        coarse *= sd_mm / max(coarse.std(), 1e-6)
+        out[c] = ndimage.zoom(coarse, [s / cs for s, cs in zip(shape, coarse_shape)], order=1)[
+            : shape[0], : shape[1], : shape[2]
+        ]
+    return out
+
+
+def atrophy_fraction(labels: np.ndarray, cortex: np.ndarray, brain_age: float, severity: float) -> np.ndarray:
+    """Fraction of grey matter turned into CSF in each voxel (cortical thinning, MTL atrophy)."""
+    frac = np.zeros(labels.shape, dtype=np.float32)
+    years = max(brain_age - 50.0, 0.0)
+    frac[cortex] = 0.004 * years
+    frac[np.isin(labels, region_labels(FRONTAL_REGIONS))] += 0.002 * years
+    frac[np.isin(labels, region_labels(AD_PATTERN_REGIONS))] += 0.10 * severity
+    frac[np.isin(labels, region_labels(MEDIAL_TEMPORAL_REGIONS))] = 0.006 * years + 0.30 * severity
+    return np.clip(ndimage.gaussian_filter(frac, 1.0), 0.0, 0.6)
+
+
+def ventricle_expansion(brain_age: float, severity: float) -> float:
+    """How far (mm) the ventricle walls move outwards."""
+    return float(np.clip(0.12 * max(brain_age - 50.0, 0.0) + 2.5 * severity, 0.0, 7.0))
+
+
+def regional_factors(subject: Subject, rng: np.random.Generator) -> np.ndarray:
+    """FDG uptake factor per AAL label (index 0 = unlabelled tissue)."""
+    names = aal_names()
+    lut = np.ones(max(names) + 1, dtype=np.float32)
+
+    def scale(prefixes: tuple[str, ...], factor: float) -> None:
+        lut[region_labels(prefixes)] *= factor
+
+    # population pattern of resting FDG uptake (docs/simulation.md)
+    scale(("Calcarine", "Cuneus", "Lingual", "Occipital_Sup", "Occipital_Mid"), 1.10)
+    scale(("Caudate", "Putamen"), 1.10)
+    scale(("Thalamus",), 1.05)
+    scale(("Pallidum",), 0.80)
+    scale(MEDIAL_TEMPORAL_REGIONS, 0.75)
+    lut[[v for v, n in names.items() if n.startswith(("Cerebelum", "Vermis"))]] *= 0.85
+    # per-subject variation, partly shared by both hemispheres
+    pair_noise = {n.rsplit("_", 1)[0]: rng.normal(0.0, REGIONAL_SD) for n in names.values()}
+    for v, n in names.items():
+        lut[v] *= np.exp(pair_noise[n.rsplit("_", 1)[0]] + rng.normal(0.0, REGIONAL_SD / 2))
+    # metabolism beyond atrophy: age (chronological, not brain age) and AD pattern
+    years = max(subject.age - 50.0, 0.0)
+    scale(FRONTAL_REGIONS, 1.0 - AGE_FRONTAL_DECLINE_PER_YEAR * years)
+    scale(("Cingulum_Post", "Precuneus", "Parietal_Inf", "Angular"), 1.0 - AD_PARIETAL_DROP * subject.severity)
+    scale(("Temporal_Mid", "Temporal_Inf"), 1.0 - AD_TEMPORAL_DROP * subject.severity)
+    scale(MEDIAL_TEMPORAL_REGIONS, 1.0 - AD_MEDIAL_TEMPORAL_DROP * subject.severity)
+    return lut
+
+
+@dataclass
+class SubjectVolumes:
+    t1_mni: np.ndarray  # noise-free T1 on the simulation grid (WM = 1)
+    pet_mni: np.ndarray  # PSF-blurred PET (SUV) on the simulation grid
+    brain: np.ndarray  # brain mask (bool)
+    labels: np.ndarray  # subject's AAL labels
+    displacement: np.ndarray  # registration-relevant nonlinear part u (mm), (3, *shape)
+    gm_volume_ml: float
+    ventricle_volume_ml: float
+
+
+def render_subject(subject: Subject) -> SubjectVolumes:
+    """Anatomy, T1 and PET of one subject on the MNI-aligned simulation grid."""
+    tpl = sim_templates()
+    maps = tpl.maps
+    rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 1]))
+    shape = SIM_GRID.shape
+    spacing = SIM_GRID.spacing
+
+    # individual shape (u) plus ventricle enlargement (v), both as displacements in mm
+    u = smooth_displacement(rng, shape, sd_mm=1.5)
+    world = SIM_GRID.world_coordinates().astype(np.float32)
+    # walls move out by `push` mm, fading over 10 mm: sampling nearer the ventricle enlarges it
+    push = ventricle_expansion(subject.brain_age, subject.severity) * np.exp(-tpl.ventricle_distance / 10.0)
+    source = world + u - push * tpl.ventricle_normal
+    del push
+    vox = (source - SIM_GRID.affine[:3, 3, None, None, None].astype(np.float32)) / spacing
+    del source, world
+
+    def warp(volume: np.ndarray, order: int = 1) -> np.ndarray:
+        return ndimage.map_coordinates(volume, vox, order=order, mode="nearest", prefilter=False)
+
+    gm, wm, csf = warp(maps.gm), warp(maps.wm), warp(maps.csf)
+    labels = warp(maps.aal, order=0).astype(np.int16)
+    outside = warp(tpl.outside_mm)
+    cortex = np.isin(labels, tpl.cortical_labels)
+    brain = warp(maps.brain_mask.astype(np.float32)) > 0.5
+    del vox
+
+    loss = atrophy_fraction(labels, cortex, subject.brain_age, subject.severity) * gm
+    gm = gm - loss
+    csf = csf + loss
+
+    # T1: tissue contrast of the scanner, mild texture, CSF rim, skull and scalp
+    c_csf, c_gm, c_wm, c_skull, c_scalp = SCANNERS[subject.scanner]
+    texture = 1.0 + 0.03 * ndimage.gaussian_filter(rng.normal(0, 1, shape).astype(np.float32), 2.0) / 0.06
+    t1 = (c_csf * csf + c_gm * gm + c_wm * wm) * texture
+    skull_in = 2.0 + rng.uniform(0.0, 1.5)
+    scalp_in = skull_in + rng.uniform(4.0, 7.0)
+    scalp_out = scalp_in + rng.uniform(5.0, 8.0)
+    shell = np.where(outside < skull_in, c_csf, np.where(outside < scalp_in, c_skull, c_scalp))
+    shell = np.where(outside < scalp_out, shell, 0.0).astype(np.float32)
+    shell = ndimage.gaussian_filter(shell, 0.7)
+    outside_brain = ~brain
+    t1[outside_brain] = shell[outside_brain]
+
+    # PET: uptake by tissue, regional factors, age and AD effects, PSF blur
+    lut = regional_factors(subject, rng)
+    factor = lut[labels]
+    pet = (UPTAKE["gm"] * gm * factor + UPTAKE["wm"] * wm + UPTAKE["csf"] * csf).astype(np.float32)
+    scalp = (outside >= scalp_in) & (outside < scalp_out)
+    pet[scalp] = UPTAKE["scalp"]
+    pet *= 1.0 - AGE_GLOBAL_DECLINE_PER_YEAR * max(subject.age - 50.0, 0.0)
+    sigma = subject.psf_fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / spacing
+    pet = ndimage.gaussian_filter(pet, sigma)
+    gm_sel = gm > 0.5
+    pet *= subject.suv_gm_mean / float(pet[gm_sel].mean())
+
+    voxel_ml = spacing**3 / 1000.0
+    ventricles = (csf > 0.5) & tpl.near_ventricles
+    return SubjectVolumes(
+        t1_mni=t1.astype(np.float32),
+        pet_mni=pet.astype(np.float32),
+        brain=brain,
+        labels=labels,
+        displacement=u,
+        gm_volume_ml=float(gm[brain].sum() * voxel_ml * subject.head_scale**3),
+        ventricle_volume_ml=float(ventricles.sum() * voxel_ml * subject.head_scale**3),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# native scans
+
+
+def native_to_mni(subject: Subject) -> np.ndarray:
+    """The true affine from the T1's world (scanner) coordinates to MNI (mm)."""
+    head_to_world = rigid(subject.rotation_deg, subject.shift_mm, subject.head_scale)
+    return np.linalg.inv(head_to_world)
+
+
+def pet_to_t1(subject: Subject) -> np.ndarray:
+    """The true rigid map from PET world coordinates to T1 world coordinates."""
+    return rigid(subject.pet_offset_rotation_deg, subject.pet_offset_shift_mm)
+
+
+def native_t1(subject: Subject, volumes: SubjectVolumes) -> nib.Nifti1Image:
+    """The raw T1 as a scanner would store it: pose, orientation, bias field, Rician noise, int16."""
+    rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 2]))
+    to_mni = native_to_mni(subject)
+    center = np.linalg.inv(to_mni)[:3] @ np.append(BRAIN_CENTER_MNI, 1.0) + rng.uniform(-5, 5, 3)
+    affine, shape = oriented_affine(subject.t1_orientation, subject.t1_spacing_mm, (200.0, 250.0, 230.0), center)
+    clean = resample(volumes.t1_mni, SIM_GRID.affine, shape, affine, world_to_world=to_mni, antialias=False)
+
+    # smooth multiplicative bias field: a random quadratic in world coordinates (about +-20%)
+    axes = [np.arange(n, dtype=np.float32) for n in shape]
+    coords = [
+        sum(affine[w, a] * axes[a].reshape([-1 if i == a else 1 for i in range(3)]) for a in range(3))
+        + affine[w, 3]
+        - center[w]
+        for w in range(3)
+    ]
+    coords = [c / 100.0 for c in coords]
+    log_bias = sum(rng.normal(0, 0.08) * c for c in coords)
+    log_bias = log_bias + sum(rng.normal(0, 0.06) * c * c for c in coords)
+    log_bias = log_bias + rng.normal(0, 0.05) * coords[0] * coords[1] + rng.normal(0, 0.05) * coords[1] * coords[2]
+    biased = clean * np.exp(log_bias).astype(np.float32)
+
+    sigma = subject.t1_noise
+    noisy = np.sqrt((biased + rng.normal(0, sigma, shape)) ** 2 + rng.normal(0, sigma, shape) ** 2)
+    data = (noisy * subject.t1_gain).astype(np.float32)
+    img = nib.Nifti1Image(data, affine)
+    img.set_data_dtype(np.int16)  # nibabel picks scl_slope / scl_inter
+    img.set_qform(affine, 1)
+    img.set_sform(affine, 1)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["descrip"] = b"mri2pet simulated T1w"
+    return img
+
+
+def native_pet(subject: Subject, volumes: SubjectVolumes) -> nib.Nifti1Image:
+    """The raw PET on its own grid, with a small rigid offset from the T1 and noise (SUV, float32)."""
+    rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 3]))
+    to_t1 = pet_to_t1(subject)
+    to_mni = native_to_mni(subject) @ to_t1
+    center = np.linalg.inv(to_mni)[:3] @ np.append(BRAIN_CENTER_MNI, 1.0) + rng.uniform(-5, 5, 3)
+    affine, shape = oriented_affine(subject.pet_orientation, subject.pet_spacing_mm, (256.0, 256.0, 200.0), center)
+    clean = resample(volumes.pet_mni, SIM_GRID.affine, shape, affine, world_to_world=to_mni)
+    noise_sd = 0.05 * np.sqrt(np.maximum(clean, 0.0) * subject.suv_gm_mean)
+    noisy = np.maximum(clean + rng.normal(0, 1, shape).astype(np.float32) * noise_sd, 0.0)
+    img = nib.Nifti1Image(noisy.astype(np.float32), affine)
+    img.set_qform(affine, 1)
+    img.set_sform(affine, 1)
+    img.header.set_xyzt_units("mm", "sec")
+    img.header["descrip"] = b"mri2pet simulated FDG-PET (SUV)"
+    return img
+
+
+# ----------------------------------------------------------------------------------------------
+# writing a cohort
+
+
+PARTICIPANT_COLUMNS = ("participant_id", "age", "sex", "diagnosis", "severity")
+
+
+def subject_paths(out_dir: Path, participant_id: str) -> dict[str, Path]:
+    truth = out_dir / "derivatives" / "truth" / participant_id
+    return {
+        "t1": out_dir / participant_id / "anat" / f"{participant_id}_T1w.nii.gz",
+        "pet": out_dir / participant_id / "pet" / f"{participant_id}_pet.nii.gz",
+        "truth_t1": truth / f"{participant_id}_space-model_T1w.nii.gz",
+        "truth_pet": truth / f"{participant_id}_space-model_pet.nii.gz",
+        "truth_mask": truth / f"{participant_id}_space-model_mask.nii.gz",
+        "truth_labels": truth / f"{participant_id}_space-model_aal.nii.gz",
+        "truth_warp": truth / f"{participant_id}_space-model_warp.nii.gz",
+        "truth_json": truth / f"{participant_id}_truth.json",
+    }
+
+
+def simulate_subject(seed: int, index: int, out_dir: Path, grid: ModelGrid, overwrite: bool = False) -> dict:
+    """Render and write one subject; returns its participants.tsv row and ground-truth figures."""
+    subject = draw_subject(seed, index)
+    paths = subject_paths(out_dir, subject.participant_id)
+    for path in paths.values():
+        check_writable(path, overwrite)
+    volumes = render_subject(subject)
+
+    write_atomic(native_t1(subject, volumes), paths["t1"])
+    write_atomic(native_pet(subject, volumes), paths["pet"])
+
+    def to_model(volume: np.ndarray, order: int = 1) -> np.ndarray:
+        return resample(volume, SIM_GRID.affine, grid.shape, grid.affine, order=order, antialias=order > 0)
+
+    save_volume(to_model(volumes.t1_mni), paths["truth_t1"], affine=grid.affine, overwrite=overwrite)
+    save_volume(to_model(volumes.pet_mni), paths["truth_pet"], affine=grid.affine, overwrite=overwrite)
+    mask = to_model(volumes.brain.astype(np.float32)) > 0.5
+    save_volume(mask.astype(np.uint8), paths["truth_mask"], affine=grid.affine, dtype=np.uint8, overwrite=overwrite)
+    labels = to_model(volumes.labels, order=0).astype(np.uint8)
+    save_volume(labels, paths["truth_labels"], affine=grid.affine, dtype=np.uint8, overwrite=overwrite)
+    warp = np.stack([to_model(c) for c in volumes.displacement], axis=-1)
+    save_volume(warp, paths["truth_warp"], affine=grid.affine, overwrite=overwrite)
+
+    truth = {
+        "subject": asdict(subject),
+        "native_to_mni": native_to_mni(subject).tolist(),
+        "pet_to_t1": pet_to_t1(subject).tolist(),
+        "gm_volume_ml": round(volumes.gm_volume_ml, 2),
+        "ventricle_volume_ml": round(volumes.ventricle_volume_ml, 2),
+        "ventricle_expansion": ventricle_expansion(subject.brain_age, subject.severity),
+        "grid": grid.describe(),
+        "notes": (
+            "native_to_mni maps T1 world mm to MNI mm (affine part of the truth); the nonlinear rest, "
+            "in mm on the model grid, is in *_space-model_warp.nii.gz. Model-grid volumes are what a "
+            "perfect affine registration would give."
+        ),
+    }
+    write_text_atomic(json.dumps(truth, indent=2), paths["truth_json"], overwrite=True)
+    row = {c: getattr(subject, c) for c in PARTICIPANT_COLUMNS}
+    return row
+
+
+def _simulate_job(args: tuple) -> dict:
+    return simulate_subject(*args)
+
+
+def simulate_cohort(
+    out_dir: str | Path,
+    n: int,
+    seed: int = 0,
+    *,
+    jobs: int = 1,
+    grid: ModelGrid | None = None,
+    overwrite: bool = False,
+    progress=None,
+) -> Path:
+    """Write a simulated paired cohort of ``n`` subjects in a BIDS-like layout.
+
+    ``progress`` is called with no arguments after each subject (for a progress bar).
+    Returns the path of participants.tsv.
+    """
+    out_dir = Path(out_dir)
+    grid = grid or default_grid()
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    participants = out_dir / "participants.tsv"
+    check_writable(participants, overwrite)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [(seed, i, out_dir, grid, overwrite) for i in range(n)]
+    rows: list[dict] = []
+    if jobs > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            for row in pool.map(_simulate_job, tasks):
+                rows.append(row)
+                if progress:
+                    progress()
+    else:
+        for task in tasks:
+            rows.append(_simulate_job(task))
+            if progress:
+                progress()
+    lines = ["\t".join(PARTICIPANT_COLUMNS)]
+    lines += ["\t".join(str(r[c]) for c in PARTICIPANT_COLUMNS) for r in rows]
+    write_text_atomic("\n".join(lines) + "\n", participants, overwrite=True)
+    description = {
+        "Name": "mri2pet simulated paired T1w / FDG-PET cohort (not patient data)",
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "raw",
+        "GeneratedBy": [{"Name": "mri2pet", "Version": __version__}],
+        "mri2pet_simulation": {"n": n, "seed": seed, "model_grid": grid.describe()},
+    }
+    write_text_atomic(json.dumps(description, indent=2), out_dir / "dataset_description.json", overwrite=True)
+    return participants

@@ -1,0 +1,33 @@
+"""Shared fixtures: tiny volumes with an oblique affine, built in tmp_path."""
+
+from __future__ import annotations
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+
+def oblique_affine() -> np.ndarray:
+    angle = np.deg2rad(12.0)
+    rot = np.array([[1, 0, 0], [0, np.cos(angle), -np.sin(angle)], [0, np.sin(angle), np.cos(angle)]])
+    affine = np.eye(4)
+    affine[:3, :3] = rot @ np.diag([1.2, 1.0, 1.1])
+    affine[:3, 3] = [-10.0, 20.0, -5.0]
+    return affine
+
+
+@pytest.fixture
+def tiny_image() -> nib.Nifti1Image:
+    rng = np.random.default_rng(0)
+    data = rng.uniform(0, 100, (16, 20, 16)).astype(np.float32)
+    img = nib.Nifti1Image(data, oblique_affine())
+    img.set_qform(oblique_affine(), 1)
+    img.set_sform(oblique_affine(), 4)
+    return img
+
+
+@pytest.fixture
+def tiny_path(tmp_path, tiny_image):
+    path = tmp_path / "tiny.nii.gz"
+    nib.save(tiny_image, str(path))
+    return path

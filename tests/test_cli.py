@@ -1,0 +1,26 @@
+import nibabel as nib
+import numpy as np
+from typer.testing import CliRunner
+
+from mri2pet_cli import __version__
+from mri2pet_cli.cli import app
+
+runner = CliRunner()
+
+
+def test_version_and_help():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0 and "simulate" in result.output
+
+
+def test_simulate_writes_cohort_and_refuses_overwrite(tmp_path):
+    out = tmp_path / "cohort"
+    result = runner.invoke(app, ["simulate", str(out), "--n", "1", "--seed", "2"])
+    assert result.exit_code == 0, result.output
+    t1 = nib.load(str(out / "sub-001" / "anat" / "sub-001_T1w.nii.gz"))
+    assert t1.ndim == 3 and np.isfinite(t1.get_fdata()).all()
+    again = runner.invoke(app, ["simulate", str(out), "--n", "1", "--seed", "2"])
+    assert again.exit_code == 2
+    assert "already exists" in again.output and "Traceback" not in again.output
