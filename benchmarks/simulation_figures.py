@@ -68,20 +68,33 @@ def main() -> None:
         start = time.perf_counter()
         simulate_cohort(args.folder, args.n, args.seed, jobs=args.jobs)
         wall = time.perf_counter() - start
-        peak_mb = max(
-            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        ) / 1024
-        timing = {"wall_s": wall, "jobs": args.jobs, "s_per_subject_wall": wall / args.n,
-                  "cpu_s_per_subject": wall * args.jobs / args.n, "peak_rss_mb_per_process": peak_mb}
+        peak_mb = (
+            max(
+                resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+            )
+            / 1024
+        )
+        timing = {
+            "wall_s": wall,
+            "jobs": args.jobs,
+            "s_per_subject_wall": wall / args.n,
+            "cpu_s_per_subject": wall * args.jobs / args.n,
+            "peak_rss_mb_per_process": peak_mb,
+        }
 
     rows = [subject_figures(args.folder, r) for r in read_participants(args.folder)]
     age = np.array([r["age"] for r in rows])
     dx = np.array([r["diagnosis"] for r in rows])
     out: dict = {"n": len(rows), "timing": timing, "disk_mb_per_subject": float(np.mean([r["disk_mb"] for r in rows]))}
     out["ad_pattern_suvr"] = {
-        g: {"n": int((dx == g).sum()), "mean": float(np.mean([r["ad_suvr"] for r in rows if r["diagnosis"] == g])),
-            "sd": float(np.std([r["ad_suvr"] for r in rows if r["diagnosis"] == g]))}
-        for g in ("CN", "MCI", "AD") if (dx == g).any()
+        g: {
+            "n": int((dx == g).sum()),
+            "mean": float(np.mean([r["ad_suvr"] for r in rows if r["diagnosis"] == g])),
+            "sd": float(np.std([r["ad_suvr"] for r in rows if r["diagnosis"] == g])),
+        }
+        for g in ("CN", "MCI", "AD")
+        if (dx == g).any()
     }
     frontal = np.array([r["frontal_suvr"] for r in rows])
     cn = dx == "CN"
@@ -90,7 +103,9 @@ def main() -> None:
         "CN": dict(zip(("slope", "r"), (s * 10 if i == 0 else s for i, s in enumerate(slope(age[cn], frontal[cn]))))),
     }
     gm = np.array([r["gm_ml"] for r in rows])
-    out["gm_volume_ml_per_decade"] = dict(zip(("slope", "r"), (s * 10 if i == 0 else s for i, s in enumerate(slope(age, gm)))))
+    out["gm_volume_ml_per_decade"] = dict(
+        zip(("slope", "r"), (s * 10 if i == 0 else s for i, s in enumerate(slope(age, gm))))
+    )
     out["gm_volume_ml_mean"] = float(gm.mean())
 
     print(json.dumps(out, indent=2))

@@ -115,9 +115,7 @@ def template_maps(grid: ModelGrid) -> TemplateMaps:
     aal = resample(
         np.asarray(aal_img.dataobj).astype(np.int16), aal_img.affine, shape, affine, order=0, antialias=False
     ).astype(np.int16)
-    return TemplateMaps(
-        t1=t1, gm=gm, wm=wm, csf=csf, brain_mask=inside > 0.5, aal=aal, affine=affine.copy()
-    )
+    return TemplateMaps(t1=t1, gm=gm, wm=wm, csf=csf, brain_mask=inside > 0.5, aal=aal, affine=affine.copy())
 
 
 def roi_means(volume: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = None) -> dict[int, float]:

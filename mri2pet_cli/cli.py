@@ -88,3 +88,48 @@ def simulate(
         f"wrote {n} simulated subjects to {out_dir} ({seconds:.1f} s, {seconds / n:.1f} s per subject); "
         f"participants: {table}"
     )
+
+
+@app.command()
+@reports_errors
+def preprocess(
+    inputs: Annotated[
+        list[Path], typer.Argument(help="T1 files, folders of them, or a BIDS-like dataset (as `simulate` writes).")
+    ],
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Output folder, one sub-folder per subject.")],
+    pet: Annotated[Path | None, typer.Option(help="The PET of the same subject (one T1 only).")] = None,
+    with_pet: Annotated[bool, typer.Option(help="In a BIDS-like dataset, also preprocess each subject's PET.")] = True,
+    skull_strip: Annotated[
+        str, typer.Option(help="deepbet | template (registered MNI mask) | none (input is already brain-extracted).")
+    ] = "deepbet",
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Raw T1 (and PET) -> model grid: N4, brain extraction, MNI registration, normalisation, QC."""
+    import functools
+
+    from .batch import run_batch
+    from .preprocess import preprocess_and_save
+    from .subjects import find_subjects
+
+    subjects = find_subjects(inputs, pet=pet, with_pet=with_pet)
+    work = functools.partial(preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite)
+    result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing")
+    for sid, summary in sorted(result.done.items()):
+        checks, timings = summary["checks"], summary["timings"]
+        extra = f", PET-GM r {checks['pet_gm_correlation']:.2f}" if "pet_gm_correlation" in checks else ""
+        console.print(
+            f"{sid}: ok, brain {checks['brain_volume_ml']:.0f} ml, MNI overlap {checks['mask_dice_with_template']:.3f}"
+            f"{extra}, {timings['total']:.1f} s"
+        )
+    finish_batch(result.failed, len(subjects), out_dir)
+
+
+def finish_batch(failed: dict[str, str], total: int, out_dir: Path) -> None:
+    """List the failures at the end; exit 1 when any subject failed."""
+    if failed:
+        err_console.print(f"[bold red]{len(failed)} of {total} subjects failed:[/]")
+        for sid, message in sorted(failed.items()):
+            err_console.print(f"  {sid}: {message}", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(f"all {total} subjects written to {out_dir}")

@@ -62,9 +62,7 @@ def grid_for_spacing(spacing: float) -> ModelGrid:
     """The grid covering the field of view at ``spacing`` mm."""
     if not 0.5 <= spacing <= 6.0:
         raise ValueError(f"grid spacing {spacing} mm is outside 0.5-6 mm")
-    shape = tuple(
-        int(math.ceil(fov / spacing / SHAPE_MULTIPLE) * SHAPE_MULTIPLE) for fov in FIELD_OF_VIEW_MM
-    )
+    shape = tuple(int(math.ceil(fov / spacing / SHAPE_MULTIPLE) * SHAPE_MULTIPLE) for fov in FIELD_OF_VIEW_MM)
     return ModelGrid(shape=shape, spacing=float(spacing))  # type: ignore[arg-type]
 
 

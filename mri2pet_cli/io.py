@@ -83,7 +83,7 @@ def image_like(data: np.ndarray, like: nib.Nifti1Image, dtype: type | np.dtype =
     header.set_slope_inter(None, None)
     if header["sform_code"] == 0 and header["qform_code"] == 0:
         header.set_sform(like.affine, 1)
-    return nib.Nifti1Image(np.asarray(data), None, header)
+    return nib.Nifti1Image(np.asarray(data), like.affine, header)
 
 
 def check_writable(path: str | Path, overwrite: bool) -> Path:

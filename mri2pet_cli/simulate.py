@@ -112,7 +112,7 @@ def draw_subject(seed: int, index: int) -> Subject:
         # atrophy follows a biological age that the T1 shows only with this scatter
         brain_age=float(age + rng.normal(0.0, 4.0)),
         scanner=str(rng.choice(list(SCANNERS))),
-        head_scale=float(np.clip(rng.normal(1.03 if sex == "M" else 0.97, 0.035), 0.88, 1.14)),
+        head_scale=float(np.clip(rng.normal(0.96 if sex == "M" else 0.92, 0.035), 0.84, 1.06)),
         rotation_deg=rng.uniform(-15, 15, 3).round(2).tolist(),
         shift_mm=rng.uniform(-20, 20, 3).round(2).tolist(),
         t1_orientation=str(rng.choice(ORIENTATIONS)),
@@ -292,9 +292,8 @@ def render_subject(subject: Subject) -> SubjectVolumes:
     gm, wm, csf = warp(maps.gm), warp(maps.wm), warp(maps.csf)
     labels = warp(maps.aal, order=0).astype(np.int16)
     outside = warp(tpl.outside_mm)
-    cortex = np.isin(labels, tpl.cortical_labels)
     brain = warp(maps.brain_mask.astype(np.float32)) > 0.5
-    del vox
+    cortex = np.isin(labels, tpl.cortical_labels)
 
     loss = atrophy_fraction(labels, cortex, subject.brain_age, subject.severity) * gm
     gm = gm - loss

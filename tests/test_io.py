@@ -65,7 +65,9 @@ def _write(tmp_path, name, data, affine=None):
         (lambda p, img: _write(p, "const.nii.gz", np.full((16, 16, 16), 7, np.float32)), "constant"),
         (lambda p, img: _write(p, "thin.nii.gz", np.random.rand(16, 16, 3).astype(np.float32)), "shape"),
         (
-            lambda p, img: _write(p, "huge.nii.gz", np.random.rand(16, 16, 16).astype(np.float32), np.diag([40, 1, 1, 1])),
+            lambda p, img: _write(
+                p, "huge.nii.gz", np.random.rand(16, 16, 16).astype(np.float32), np.diag([40, 1, 1, 1])
+            ),
             "voxel size",
         ),
     ],

@@ -1,0 +1,12 @@
+"""Helpers for names a user types: suggest the closest known one."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+def did_you_mean(name: str, options: Iterable[str]) -> str:
+    """'; did you mean 'unet'?' when a known option is close to ``name``, else ''."""
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return f"; did you mean {match[0]!r}?" if match else ""

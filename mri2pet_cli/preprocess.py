@@ -1,0 +1,418 @@
+"""Raw T1 (and PET) from any scanner onto the model grid, and the way back.
+
+T1: validate -> reorient to RAS -> N4 bias correction -> brain extraction
+(deepbet | template | none) -> rigid + affine MI registration to MNI152 ->
+quality checks -> intensity normalisation -> model grid.
+
+Intensity normalisation (named in every model card): the T1 is divided by its
+median inside the MNI white-matter region (template WM probability > 0.9) after
+registration, so white matter is about 1; voxels outside the brain mask are 0.
+
+PET: rigid MI coregistration to the same subject's T1, then the T1's transform
+to the grid, then SUVR: division by the mean of the cerebellar cortex (AAL
+Cerebelum_* inside the brain mask, template GM probability > 0.3). Synthetic PET
+is given in the same SUVR units.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from scipy import ndimage
+
+from .atlas import reference_labels, template_maps
+from .errors import ProcessingError, UnknownNameError
+from .grid import ModelGrid, default_grid, grid_for_spacing
+from .io import load_volume
+from .itk import n4_bias_correct, register_affine, to_sitk, transform_to_ras
+from .names import did_you_mean
+from .resample import resample
+
+SKULL_STRIP_METHODS = ("deepbet", "template", "none")
+BRAIN_VOLUME_ML = (700.0, 2400.0)
+MIN_MASK_DICE = 0.85
+MIN_T1_CORRELATION = 0.6
+MIN_PET_GM_CORRELATION = 0.3
+REGISTRATION_GRID = grid_for_spacing(2.0)
+
+
+@dataclass
+class Preprocessed:
+    """One subject on the model grid, with everything needed to go back to native space."""
+
+    t1: np.ndarray
+    mask: np.ndarray
+    native_to_mni: np.ndarray  # 4x4, T1 world (RAS mm) -> MNI mm
+    native_affine: np.ndarray
+    native_shape: tuple[int, int, int]
+    grid: ModelGrid
+    pet: np.ndarray | None = None  # SUVR
+    pet_to_t1: np.ndarray | None = None  # 4x4, PET world -> T1 world
+    checks: dict = field(default_factory=dict)
+    steps: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+
+
+@lru_cache(maxsize=1)
+def _deepbet():
+    import torch
+    from deepbet.bet import BrainExtraction
+
+    return BrainExtraction(no_gpu=not torch.cuda.is_available())
+
+
+def extract_brain_deepbet(img: nib.Nifti1Image) -> np.ndarray:
+    """deepbet's brain mask (bool) for a RAS image."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, mask, _ = _deepbet().run(img)
+    return np.asarray(mask.dataobj).astype(bool).reshape(img.shape)
+
+
+def mask_from_intensity(data: np.ndarray) -> np.ndarray:
+    """Mask of an already brain-extracted image: non-background, holes filled, largest component."""
+    mask = data > 0.02 * np.percentile(data[data > 0], 99) if np.any(data > 0) else data > 0
+    labels, count = ndimage.label(mask)
+    if count > 1:
+        sizes = ndimage.sum(mask, labels, range(1, count + 1))
+        mask = labels == (int(np.argmax(sizes)) + 1)
+    return ndimage.binary_fill_holes(mask)
+
+
+@lru_cache(maxsize=1)
+def _registration_target():
+    maps = template_maps(REGISTRATION_GRID)
+    return to_sitk(maps.t1 * maps.brain_mask, REGISTRATION_GRID.affine), maps
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return float(2.0 * np.logical_and(a, b).sum() / total) if total else 0.0
+
+
+def register_to_mni(data: np.ndarray, affine: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Affine native -> MNI (RAS 4x4) from a brain-extracted T1, with its quality checks."""
+    fixed, maps = _registration_target()
+    moving = to_sitk(data * mask, affine)
+    transform, info = register_affine(fixed, moving)
+    mni_to_native = transform_to_ras(transform)
+    native_to_mni = np.linalg.inv(mni_to_native)
+    grid = REGISTRATION_GRID
+    warped_mask = resample(mask.astype(np.float32), affine, grid.shape, grid.affine, world_to_world=mni_to_native) > 0.5
+    warped = resample(data * mask, affine, grid.shape, grid.affine, world_to_world=mni_to_native)
+    inside = maps.brain_mask
+    checks = {
+        **info,
+        "mask_dice_with_template": dice(warped_mask, maps.brain_mask),
+        "t1_correlation_with_template": float(np.corrcoef(warped[inside], maps.t1[inside])[0, 1]),
+        "scale_factors": np.linalg.svd(native_to_mni[:3, :3], compute_uv=False).round(4).tolist(),
+    }
+    return native_to_mni, checks
+
+
+def check_registration(checks: dict, name: str) -> None:
+    problems = []
+    if checks["mask_dice_with_template"] < MIN_MASK_DICE:
+        problems.append(
+            f"brain overlap with the MNI template is {checks['mask_dice_with_template']:.2f} (< {MIN_MASK_DICE})"
+        )
+    if checks["t1_correlation_with_template"] < MIN_T1_CORRELATION:
+        problems.append(
+            f"correlation with the MNI T1 is {checks['t1_correlation_with_template']:.2f} (< {MIN_T1_CORRELATION})"
+        )
+    scales = checks["scale_factors"]
+    if max(scales) > 1.5 or min(scales) < 0.6:
+        problems.append(f"implausible scaling {scales}")
+    if problems:
+        raise ProcessingError(
+            f"{name}: registration to MNI failed: " + "; ".join(problems),
+            hint="is this a T1-weighted head MRI? check the QC picture",
+        )
+
+
+def normalise_t1(t1_grid: np.ndarray, mask_grid: np.ndarray, grid: ModelGrid) -> tuple[np.ndarray, float]:
+    """Divide by the median in the MNI white-matter region (WM = 1); zero outside the brain."""
+    wm = (template_maps(grid).wm > 0.9) & mask_grid
+    if wm.sum() < 50:
+        raise ProcessingError("too little white matter inside the brain mask to normalise the T1")
+    level = float(np.median(t1_grid[wm]))
+    if level <= 0:
+        raise ProcessingError("white matter has no signal: cannot normalise the T1")
+    return np.where(mask_grid, t1_grid / level, 0.0).astype(np.float32), level
+
+
+def reference_mask(grid: ModelGrid, brain: np.ndarray) -> np.ndarray:
+    """Voxels of the SUVR reference region: cerebellar cortex inside the brain."""
+    maps = template_maps(grid)
+    return np.isin(maps.aal, reference_labels()) & (maps.gm > 0.3) & brain
+
+
+def to_suvr(pet: np.ndarray, grid: ModelGrid, brain: np.ndarray) -> tuple[np.ndarray, float]:
+    ref = reference_mask(grid, brain)
+    level = float(pet[ref].mean()) if ref.any() else 0.0
+    if not level > 0:
+        raise ProcessingError("the PET has no signal in the cerebellum (SUVR reference region)")
+    return (pet / level).astype(np.float32), level
+
+
+def preprocess(
+    t1_path: str | Path,
+    *,
+    pet_path: str | Path | None = None,
+    skull_strip: str = "deepbet",
+    grid: ModelGrid | None = None,
+) -> Preprocessed:
+    """Raw T1 (and optional PET) -> model grid. Raises Mri2PetError naming the file on failure."""
+    if skull_strip not in SKULL_STRIP_METHODS:
+        raise UnknownNameError(
+            f"unknown skull-strip method {skull_strip!r}{did_you_mean(skull_strip, SKULL_STRIP_METHODS)}",
+            hint=f"choose one of {', '.join(SKULL_STRIP_METHODS)}",
+        )
+    grid = grid or default_grid()
+    name = str(t1_path)
+    timings: dict[str, float] = {}
+    steps: list[dict] = []
+    clock = time.perf_counter()
+
+    def lap(step: str, **params) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step] = round(now - clock, 3)
+        steps.append({"step": step, **params})
+        clock = now
+
+    native = load_volume(t1_path, what="T1")
+    ras = nib.as_closest_canonical(native)
+    data = np.asarray(ras.dataobj, dtype=np.float32)
+    data = np.maximum(data - np.percentile(data, 0.5), 0.0)
+    lap("load_and_reorient", orientation="".join(nib.aff2axcodes(native.affine)), shape=list(native.shape))
+
+    corrected = n4_bias_correct(data, ras.affine)
+    lap("n4_bias_correction", shrink_to_mm=4.0, iterations=[50, 50, 30])
+
+    if skull_strip == "deepbet":
+        mask = extract_brain_deepbet(nib.Nifti1Image(corrected, ras.affine))
+    elif skull_strip == "none":
+        mask = mask_from_intensity(corrected)
+    else:  # template: register the whole head first, then take the MNI mask back to native space
+        head = mask_from_intensity(corrected)
+        first, _ = register_to_mni(corrected, ras.affine, head)
+        maps = template_maps(REGISTRATION_GRID)
+        mask = (
+            resample(
+                maps.brain_mask.astype(np.float32),
+                REGISTRATION_GRID.affine,
+                ras.shape,
+                ras.affine,
+                world_to_world=first,
+            )
+            > 0.5
+        )
+    brain_ml = float(mask.sum() * np.prod(ras.header.get_zooms()[:3]) / 1000.0)
+    lap("brain_extraction", method=skull_strip, brain_volume_ml=round(brain_ml, 1))
+    if not BRAIN_VOLUME_ML[0] <= brain_ml <= BRAIN_VOLUME_ML[1]:
+        raise ProcessingError(
+            f"{name}: brain mask of {brain_ml:.0f} ml is outside the plausible {BRAIN_VOLUME_ML[0]:.0f}-"
+            f"{BRAIN_VOLUME_ML[1]:.0f} ml",
+            hint="is this a T1 head MRI? for an already brain-extracted image use --skull-strip none",
+        )
+
+    native_to_mni, checks = register_to_mni(corrected, ras.affine, mask)
+    checks["brain_volume_ml"] = round(brain_ml, 1)
+    lap("registration", metric="mattes_mi", stages=["rigid", "affine"], levels=[4, 2, 1])
+    check_registration(checks, name)
+
+    mni_to_native = np.linalg.inv(native_to_mni)
+    t1_grid = resample(corrected, ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)
+    mask_grid = resample(mask.astype(np.float32), ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)
+    mask_grid = mask_grid > 0.5
+    t1_grid, wm_level = normalise_t1(t1_grid, mask_grid, grid)
+    checks["wm_level"] = wm_level
+    lap("normalise_and_resample", normalisation="white-matter median = 1", grid=grid.describe()["shape"])
+
+    result = Preprocessed(
+        t1=t1_grid,
+        mask=mask_grid,
+        native_to_mni=native_to_mni,
+        native_affine=native.affine.copy(),
+        native_shape=tuple(native.shape),  # type: ignore[arg-type]
+        grid=grid,
+        checks=checks,
+        steps=steps,
+        timings=timings,
+    )
+    if pet_path is not None:
+        _add_pet(result, pet_path, corrected * mask, ras.affine)
+        timings["pet"] = round(time.perf_counter() - clock, 3)
+    timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
+    return result
+
+
+def _add_pet(result: Preprocessed, pet_path: str | Path, t1_brain: np.ndarray, t1_affine: np.ndarray) -> None:
+    """Rigid PET -> T1 coregistration, then onto the grid in SUVR."""
+    name = str(pet_path)
+    pet_img = nib.as_closest_canonical(load_volume(pet_path, what="PET"))
+    pet = np.maximum(np.asarray(pet_img.dataobj, dtype=np.float32), 0.0)
+    # the two fields of view must overlap before a registration can make sense
+    brain_center = t1_affine[:3] @ np.append(np.argwhere(t1_brain > 0).mean(axis=0), 1.0)
+    pet_vox = np.linalg.inv(pet_img.affine) @ np.append(brain_center, 1.0)
+    if np.any(pet_vox[:3] < -0.1 * np.asarray(pet.shape)) or np.any(pet_vox[:3] > 1.1 * np.asarray(pet.shape)):
+        raise ProcessingError(
+            f"{name}: the PET field of view does not overlap the T1's brain", hint="is it this subject's PET?"
+        )
+    fixed = to_sitk(t1_brain, t1_affine)
+    moving = to_sitk(pet, pet_img.affine)
+    transform, info = register_affine(fixed, moving, affine_stage=False)
+    t1_to_pet = transform_to_ras(transform)
+    pet_to_t1 = np.linalg.inv(t1_to_pet)
+    grid = result.grid
+    mni_to_pet = t1_to_pet @ np.linalg.inv(result.native_to_mni)
+    pet_grid = resample(pet, pet_img.affine, grid.shape, grid.affine, world_to_world=mni_to_pet)
+    pet_grid = np.where(result.mask, pet_grid, 0.0)
+    gm = template_maps(grid).gm
+    corr = float(np.corrcoef(pet_grid[result.mask], gm[result.mask])[0, 1])
+    result.checks.update({"pet_rigid_metric": info["rigid_metric"], "pet_gm_correlation": corr})
+    if not corr >= MIN_PET_GM_CORRELATION:
+        raise ProcessingError(
+            f"{name}: PET to T1 coregistration failed "
+            f"(correlation with grey matter {corr:.2f} < {MIN_PET_GM_CORRELATION})",
+            hint="is it an FDG-PET of the same subject?",
+        )
+    result.pet, level = to_suvr(pet_grid, grid, result.mask)
+    result.pet_to_t1 = pet_to_t1
+    result.checks["suvr_reference_mean"] = level
+    result.steps.append({"step": "pet", "coregistration": "rigid mattes_mi", "suvr_reference": "AAL Cerebelum_* GM"})
+
+
+def grid_to_native(volume: np.ndarray, result: Preprocessed, order: int = 1) -> np.ndarray:
+    """Map a model-grid volume onto the subject's own T1 grid (the inverse of preprocessing)."""
+    return resample(
+        volume,
+        result.grid.affine,
+        result.native_shape,
+        result.native_affine,
+        world_to_world=result.native_to_mni,
+        order=order,
+        antialias=False,
+    )
+
+
+def native_to_grid(volume: np.ndarray, result: Preprocessed, order: int = 1) -> np.ndarray:
+    """Map a volume on the subject's T1 grid onto the model grid with the estimated transform."""
+    grid = result.grid
+    return resample(
+        volume,
+        result.native_affine,
+        grid.shape,
+        grid.affine,
+        world_to_world=np.linalg.inv(result.native_to_mni),
+        order=order,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# files
+
+
+def output_paths(out_dir: str | Path, subject_id: str) -> dict[str, Path]:
+    folder = Path(out_dir) / subject_id
+    return {
+        "t1": folder / f"{subject_id}_space-model_desc-preproc_T1w.nii.gz",
+        "mask": folder / f"{subject_id}_space-model_desc-brain_mask.nii.gz",
+        "pet": folder / f"{subject_id}_space-model_desc-suvr_pet.nii.gz",
+        "xfm_t1": folder / f"{subject_id}_from-T1w_to-MNI152_mode-image_xfm.tfm",
+        "xfm_pet": folder / f"{subject_id}_from-pet_to-T1w_mode-image_xfm.tfm",
+        "json": folder / f"{subject_id}_preproc.json",
+        "qc": folder / f"{subject_id}_qc.png",
+    }
+
+
+def save_preprocessed(
+    result: Preprocessed, out_dir: str | Path, subject_id: str, *, sources: dict, overwrite: bool = False
+):
+    """Write the model-grid volumes, ITK transforms, JSON sidecar and QC picture of one subject."""
+    import json
+
+    from . import __version__
+    from .figures import registration_qc
+    from .io import check_writable, save_volume, write_text_atomic
+    from .itk import write_transform
+
+    paths = output_paths(out_dir, subject_id)
+    wanted = [k for k in paths if k not in ("pet", "xfm_pet") or result.pet is not None]
+    for key in wanted:
+        check_writable(paths[key], overwrite)
+    affine = result.grid.affine
+    save_volume(result.t1, paths["t1"], affine=affine, overwrite=overwrite)
+    save_volume(result.mask.astype(np.uint8), paths["mask"], affine=affine, dtype=np.uint8, overwrite=overwrite)
+    # ITK resampling convention: the "T1w -> MNI" transform maps MNI points to T1 points
+    write_transform(np.linalg.inv(result.native_to_mni), paths["xfm_t1"])
+    if result.pet is not None and result.pet_to_t1 is not None:
+        save_volume(result.pet, paths["pet"], affine=affine, overwrite=overwrite)
+        write_transform(np.linalg.inv(result.pet_to_t1), paths["xfm_pet"])
+    sidecar = {
+        "tool": "mri2pet",
+        "version": __version__,
+        "subject_id": subject_id,
+        "sources": {k: str(v) for k, v in sources.items() if v is not None},
+        "grid": result.grid.describe(),
+        "native_to_mni_ras": np.round(result.native_to_mni, 8).tolist(),
+        "pet_to_t1_ras": None if result.pet_to_t1 is None else np.round(result.pet_to_t1, 8).tolist(),
+        "native_affine": np.round(result.native_affine, 8).tolist(),
+        "native_shape": list(result.native_shape),
+        "t1_normalisation": "divided by the median inside MNI white matter (template WM > 0.9); WM = 1",
+        "pet_units": "SUVR, reference: cerebellar cortex (AAL Cerebelum_*, template GM > 0.3)",
+        "steps": result.steps,
+        "checks": result.checks,
+        "timings_s": result.timings,
+        "transform_files": "ITK: *_from-T1w_to-MNI152 maps MNI points to T1 points (resampling convention)",
+    }
+    write_text_atomic(json.dumps(sidecar, indent=2, default=float), paths["json"], overwrite=True)
+    registration_qc(result.t1, template_maps(result.grid).brain_mask, result.grid, subject_id, paths["qc"])
+    return paths
+
+
+def load_preprocessed(out_dir: str | Path, subject_id: str) -> Preprocessed:
+    """Read back what :func:`save_preprocessed` wrote."""
+    import json
+
+    paths = output_paths(out_dir, subject_id)
+    meta = json.loads(paths["json"].read_text())
+    grid = ModelGrid(shape=tuple(meta["grid"]["shape"]), spacing=float(meta["grid"]["spacing_mm"]))  # type: ignore[arg-type]
+    pet = nib.load(str(paths["pet"])).get_fdata(dtype=np.float32) if paths["pet"].exists() else None
+    return Preprocessed(
+        t1=nib.load(str(paths["t1"])).get_fdata(dtype=np.float32),
+        mask=np.asarray(nib.load(str(paths["mask"])).dataobj) > 0,
+        native_to_mni=np.asarray(meta["native_to_mni_ras"]),
+        native_affine=np.asarray(meta["native_affine"]),
+        native_shape=tuple(meta["native_shape"]),  # type: ignore[arg-type]
+        grid=grid,
+        pet=pet,
+        pet_to_t1=None if meta["pet_to_t1_ras"] is None else np.asarray(meta["pet_to_t1_ras"]),
+        checks=meta["checks"],
+        steps=meta["steps"],
+        timings=meta["timings_s"],
+    )
+
+
+def preprocess_and_save(subject, out_dir: str | Path, *, skull_strip: str = "deepbet", overwrite: bool = False) -> dict:
+    """Preprocess one :class:`~mri2pet_cli.subjects.SubjectInput` and write its files; returns its checks."""
+    from .errors import Mri2PetError
+
+    try:
+        result = preprocess(subject.t1, pet_path=subject.pet, skull_strip=skull_strip)
+    except Mri2PetError as exc:
+        if subject.subject_id not in exc.message:
+            exc.message = f"{subject.subject_id}: {exc.message}"
+        raise
+    save_preprocessed(
+        result, out_dir, subject.subject_id, sources={"t1": subject.t1, "pet": subject.pet}, overwrite=overwrite
+    )
+    return {"checks": result.checks, "timings": result.timings}
