@@ -1,0 +1,150 @@
+"""Preprocessing of one simulated subject, run once through the CLI (about half a minute on 2 cores)."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from scipy import ndimage
+from typer.testing import CliRunner
+
+from mri2pet_cli.batch import run_batch
+from mri2pet_cli.cli import app
+from mri2pet_cli.errors import InputImageError, ProcessingError, UnknownNameError
+from mri2pet_cli.itk import read_transform
+from mri2pet_cli.preprocess import (
+    dice,
+    grid_to_native,
+    load_preprocessed,
+    native_to_grid,
+    output_paths,
+    preprocess,
+)
+from mri2pet_cli.simulate import simulate_cohort, subject_paths
+from mri2pet_cli.subjects import find_subjects
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pre")
+    cohort = root / "cohort"
+    simulate_cohort(cohort, 1, seed=5)
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "broken_T1w.nii.gz").write_bytes(b"\x1f\x8b\x08\x00not really gzip")
+    out = root / "out"
+    result = runner.invoke(app, ["preprocess", str(cohort), str(bad / "broken_T1w.nii.gz"), "-o", str(out)])
+    return cohort, out, result
+
+
+def test_batch_goes_on_past_a_failed_subject_and_lists_it(run):
+    _, out, result = run
+    assert result.exit_code == 1
+    assert "1 of 2 subjects failed" in result.output
+    assert "broken_T1w.nii.gz" in result.output and "Traceback" not in result.output
+    assert "sub-001: ok" in result.output
+    assert output_paths(out, "sub-001")["t1"].exists()
+
+
+def test_outputs_and_sidecar(run):
+    _, out, _ = run
+    paths = output_paths(out, "sub-001")
+    for key in ("t1", "mask", "pet", "xfm_t1", "xfm_pet", "json", "qc"):
+        assert paths[key].exists(), key
+    meta = json.loads(paths["json"].read_text())
+    assert [s["step"] for s in meta["steps"]][:5] == [
+        "load_and_reorient",
+        "n4_bias_correction",
+        "brain_extraction",
+        "registration",
+        "normalise_and_resample",
+    ]
+    assert meta["checks"]["mask_dice_with_template"] > 0.9
+    assert set(meta["timings_s"]) >= {"registration", "total"}
+    # the ITK file holds the inverse of the native -> MNI matrix (resampling convention)
+    np.testing.assert_allclose(read_transform(paths["xfm_t1"]), np.linalg.inv(meta["native_to_mni_ras"]), atol=1e-6)
+    t1 = nib.load(str(paths["t1"]))
+    assert t1.shape == (64, 80, 64)
+    result = load_preprocessed(out, "sub-001")
+    wm_like = result.t1[result.mask]
+    assert 0.9 < np.percentile(wm_like, 90) < 1.3  # white matter normalised to about 1
+
+
+def test_matches_ground_truth(run):
+    cohort, out, _ = run
+    result = load_preprocessed(out, "sub-001")
+    truth_paths = subject_paths(cohort, "sub-001")
+    truth = json.loads(truth_paths["truth_json"].read_text())
+    true_mask = np.asarray(nib.load(str(truth_paths["truth_mask"])).dataobj) > 0
+    grid = result.grid
+    idx = np.argwhere(true_mask).T
+    mni = grid.affine[:3, :3] @ idx + grid.affine[:3, 3:4]
+    native = np.linalg.inv(truth["native_to_mni"]) @ np.vstack([mni, np.ones(idx.shape[1])])
+    error = np.linalg.norm((result.native_to_mni @ native)[:3] - mni, axis=0)
+    assert error.mean() < 2.0 and error.max() < 5.0
+    assert dice(result.mask, true_mask) > 0.93
+    true_pet = nib.load(str(truth_paths["truth_pet"])).get_fdata()
+    assert np.corrcoef(result.pet[true_mask], true_pet[true_mask])[0, 1] > 0.9
+
+
+def test_grid_to_native_and_back_reproduces_the_volume(run):
+    _, out, _ = run
+    result = load_preprocessed(out, "sub-001")
+    native = grid_to_native(result.t1, result)
+    assert native.shape == result.native_shape
+    back = native_to_grid(native, result)
+    inner = ndimage.binary_erosion(result.mask, iterations=2)
+    assert np.corrcoef(back[inner], result.t1[inner])[0, 1] > 0.97
+    assert np.abs(back[inner] - result.t1[inner]).mean() < 0.05
+
+
+def test_pet_far_from_the_t1_is_refused(run, tmp_path):
+    cohort, _, _ = run
+    pet = nib.load(str(cohort / "sub-001" / "pet" / "sub-001_pet.nii.gz"))
+    moved = pet.affine.copy()
+    moved[:3, 3] += 600.0
+    path = tmp_path / "far_pet.nii.gz"
+    nib.save(nib.Nifti1Image(pet.get_fdata(dtype=np.float32), moved), str(path))
+    with pytest.raises(ProcessingError, match="does not overlap") as info:
+        preprocess(cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz", pet_path=path)
+    assert "far_pet.nii.gz" in str(info.value)
+
+
+def test_not_a_head_is_refused(tmp_path):
+    z, y, x = np.mgrid[:60, :70, :60]
+    ball = (((z - 30) ** 2 + (y - 35) ** 2 + (x - 30) ** 2) < 25**2).astype(np.float32) * 100
+    ball += np.random.default_rng(0).random(ball.shape).astype(np.float32)
+    path = tmp_path / "ball.nii.gz"
+    nib.save(nib.Nifti1Image(ball, np.diag([2.5, 2.5, 2.5, 1])), str(path))
+    with pytest.raises(ProcessingError, match="ball.nii.gz: registration to MNI failed"):
+        preprocess(path, skull_strip="none")
+    small = tmp_path / "small.nii.gz"
+    nib.save(nib.Nifti1Image(ball, np.diag([1.0, 1.0, 1.0, 1])), str(small))
+    with pytest.raises(ProcessingError, match="small.nii.gz: brain mask of .* ml"):
+        preprocess(small, skull_strip="none")
+
+
+def test_unknown_skull_strip_suggests_the_close_name(tiny_path):
+    with pytest.raises(UnknownNameError, match="did you mean 'deepbet'"):
+        preprocess(tiny_path, skull_strip="deepbt")
+
+
+def test_find_subjects(tmp_path, tiny_path):
+    assert [s.subject_id for s in find_subjects([tiny_path])] == ["tiny"]
+    with pytest.raises(InputImageError, match="no NIfTI"):
+        find_subjects([tmp_path / "empty"] if (tmp_path / "empty").mkdir() is None else [])
+    with pytest.raises(InputImageError, match="exactly one"):
+        find_subjects([tiny_path, tiny_path], pet=tiny_path)
+
+
+def test_run_batch_keeps_failures():
+    def work(x):
+        if x % 2:
+            raise ProcessingError(f"item {x} is odd")
+        return x * 10
+
+    result = run_batch(work, [1, 2, 3, 4], key=str)
+    assert result.done == {"2": 20, "4": 40}
+    assert result.failed == {"1": "item 1 is odd", "3": "item 3 is odd"}
