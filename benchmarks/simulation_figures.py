@@ -2,7 +2,8 @@
 
     python benchmarks/simulation_figures.py benchmarks/out/cohort100 --n 100 --jobs 2
 
-Simulates the cohort when the folder has none, then prints (and writes as JSON and PNG
+Simulates the cohort when the folder has none (else uses its first N subjects: subject i is
+the same in any cohort with the same seed), then prints (and writes as JSON and PNG
 next to the cohort): seconds, disk MB and peak memory per subject; mean SUVR of the
 AD-pattern regions for CN / MCI / AD; the age slope of frontal SUVR; grey-matter volume
 against age. SUVR uses the cerebellar cortex (AAL Cerebelum_*) as reference, on the
@@ -83,7 +84,7 @@ def main() -> None:
             "peak_rss_mb_per_process": peak_mb,
         }
 
-    rows = [subject_figures(args.folder, r) for r in read_participants(args.folder)]
+    rows = [subject_figures(args.folder, r) for r in read_participants(args.folder)[: args.n]]
     age = np.array([r["age"] for r in rows])
     dx = np.array([r["diagnosis"] for r in rows])
     out: dict = {"n": len(rows), "timing": timing, "disk_mb_per_subject": float(np.mean([r["disk_mb"] for r in rows]))}

@@ -133,3 +133,242 @@ def finish_batch(failed: dict[str, str], total: int, out_dir: Path) -> None:
             err_console.print(f"  {sid}: {message}", soft_wrap=True)
         raise typer.Exit(1)
     console.print(f"all {total} subjects written to {out_dir}")
+
+
+models_app = typer.Typer(
+    help="List, describe and verify the registered models and their weights.", no_args_is_help=True
+)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@reports_errors
+def models_list() -> None:
+    """The registered models, what they need, and whether weights are installed."""
+    from .models.registry import get_model_info, model_names
+    from .weights import WeightsError, find_weights
+
+    for name in model_names():
+        info = get_model_info(name)
+        try:
+            weights = str(find_weights(name).weights)
+        except WeightsError:
+            weights = "none installed"
+        age = "age (required)" if info.age_required else ("age (optional)" if info.conditioning == "age" else "none")
+        console.print(
+            f"[bold]{name}[/]: {info.summary}\n  conditioning: {age}; training: {info.training}; weights: {weights}",
+            soft_wrap=True,
+        )
+
+
+@models_app.command("info")
+@reports_errors
+def models_info(name: Annotated[str, typer.Argument(help="Model name, e.g. unet.")]) -> None:
+    """Print a model's card (version, training data, test metrics, intended use)."""
+    import json
+
+    from .models.registry import get_model_info
+    from .weights import find_weights, read_card
+
+    info = get_model_info(name)
+    console.print(f"[bold]{name}[/]: {info.summary} (paper: {info.paper})")
+    card = read_card(find_weights(name).card)
+    console.print_json(
+        json.dumps(
+            {k: v for k, v in card.items() if k != "training_data"}
+            | {"training_data": {k: v for k, v in card.get("training_data", {}).items() if k != "split"}}
+        )
+    )
+
+
+@models_app.command("verify")
+@reports_errors
+def models_verify() -> None:
+    """Re-hash every weights file and compare with its model card."""
+    from .weights import verify_all
+
+    rows = verify_all()
+    for name, ok, message in rows:
+        (console if ok else err_console).print(f"{'ok ' if ok else 'BAD'} {name}: {message}", soft_wrap=True)
+    if not rows:
+        console.print("no weights installed")
+    if any(not ok for _, ok, _ in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+def train(
+    model: Annotated[str, typer.Option(help="Registered model name (see `mri2pet models list`).")],
+    data: Annotated[Path, typer.Option(help="Dataset: BIDS-like as `simulate` writes it, or preprocessed.")],
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Run folder (checkpoints, split, logs).")],
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    batch_size: Annotated[int, typer.Option(min=1)] = 2,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option()] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16")] = "auto",
+    config: Annotated[str | None, typer.Option(help="Model options as JSON, e.g. '{\"base\": 16}'.")] = None,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips, shifts and gain.")] = False,
+    jobs: Annotated[int, typer.Option(min=1, help="Worker processes for preprocessing.")] = 1,
+    resume: Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Start afresh in a run folder that has a checkpoint.")] = False,
+    export: Annotated[
+        bool, typer.Option(help="After training, score the test split and write weights + card.")
+    ] = False,
+    export_dir: Annotated[Path | None, typer.Option(help="Where --export writes (default RUN/export).")] = None,
+) -> None:
+    """Train a model on paired data; a checkpoint every epoch, --resume after a kill."""
+    import json
+
+    from .console import progress_bar
+    from .evaluation import resolve_device
+    from .training import TrainOptions, export_run
+    from .training import train as run_training
+
+    if precision not in ("auto", "fp32", "bf16"):
+        raise Mri2PetError(f"unknown precision {precision!r}", hint="auto, fp32 or bf16")
+    try:
+        model_config = json.loads(config) if config else {}
+    except json.JSONDecodeError as exc:
+        raise Mri2PetError(f"--config is not valid JSON ({exc})") from None
+    console.print(f"device: {resolve_device(device)}")
+    options = TrainOptions(
+        model=model,
+        data=str(data),
+        run_dir=str(out_dir),
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+        device=device,
+        precision=precision,
+        augment=not no_augment,
+        jobs=jobs,
+        model_config=model_config,
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("training", total=None)
+
+        def report(epoch: int, step: int, steps: int, logs: dict) -> None:
+            text = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+            bar.update(
+                task, total=steps * epochs, completed=epoch * steps + step, description=f"epoch {epoch + 1} {text}"
+            )
+
+        summary = run_training(options, resume=resume, overwrite=overwrite, report=report)
+    for entry in summary["history"][-3:]:
+        console.print(
+            f"epoch {entry['epoch'] + 1}: loss {entry['loss']:.4f}, validation MAE {entry['val_mae']:.4f}, "
+            f"{entry['steps_per_second']:.2f} steps/s"
+        )
+    console.print(f"best epoch {summary['best']['epoch'] + 1}, validation MAE {summary['best']['val_mae']:.4f}")
+    if export:
+        result = export_run(out_dir, export_dir or out_dir / "export", overwrite=overwrite, device=device)
+        console.print(f"exported {result['weights']} and {result['card']}")
+        print_metrics_table(result["test_metrics"])
+
+
+def print_metrics_table(summary: dict) -> None:
+    """Mean ± std per model and metric (the layout of the papers' tables)."""
+    from rich.table import Table
+
+    table = Table(show_edge=False)
+    table.add_column("model", no_wrap=True)
+    for title in ("MAE", "PSNR dB", "SSIM", "MS-SSIM", "r"):
+        table.add_column(title, no_wrap=True)
+    for name, metrics in summary.items():
+        cells = [
+            f"{metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}" for m in ("mae", "psnr", "ssim", "ms_ssim", "pearson_r")
+        ]
+        table.add_row(name, *cells)
+    console.print(table, soft_wrap=True)
+
+
+@app.command()
+@reports_errors
+def synthesize(
+    inputs: Annotated[list[Path], typer.Argument(help="T1 files, folders, a BIDS-like dataset, or a subject TSV.")],
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Output folder, one sub-folder per subject.")] = Path(
+        "mri2pet-out"
+    ),
+    model: Annotated[str, typer.Option(help="Registered model name (see `mri2pet models list`).")] = "unet",
+    age: Annotated[float | None, typer.Option(help="Age in years (one T1 only; a TSV gives one per subject).")] = None,
+    weights: Annotated[Path | None, typer.Option(help="Weights file (.pt) with its card (.json) beside it.")] = None,
+    reference_pet: Annotated[
+        Path | None, typer.Option(help="Real PET of the same subject: adds the error map and metrics.")
+    ] = None,
+    use_dataset_pet: Annotated[
+        bool, typer.Option(help="In a BIDS-like dataset, use each subject's PET as reference.")
+    ] = True,
+    skull_strip: Annotated[str, typer.Option(help="deepbet | template | none")] = "deepbet",
+    samples: Annotated[int, typer.Option(min=1, help="Samples to draw (sampling models): mean and std map.")] = 1,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (sampling models).")] = 0.7,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 0,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
+    import functools
+
+    from .api import SynthesisOptions
+    from .api import synthesize as run_synthesis
+    from .batch import run_batch
+    from .evaluation import resolve_device
+    from .models.registry import get_model_info
+    from .subjects import find_subjects
+    from .weights import find_weights
+
+    info = get_model_info(model)
+    find_weights(model, weights)
+    subjects = find_subjects(inputs, pet=reference_pet, with_pet=use_dataset_pet, age=age)
+    if info.conditioning == "none" and any(s.age is not None for s in subjects):
+        err_console.print(f"note: model {model} does not use age; --age is recorded but has no effect")
+    console.print(f"device: {resolve_device(device)}")
+    options = SynthesisOptions(
+        model=model,
+        weights=None if weights is None else str(weights),
+        device=device,
+        skull_strip=skull_strip,
+        samples=samples,
+        temperature=temperature,
+        seed=seed,
+        overwrite=overwrite,
+    )
+    work = functools.partial(run_synthesis, out_dir=out_dir, options=options)
+    result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="synthesizing")
+    for sid, record in sorted(result.done.items()):
+        metrics = record["metrics_vs_reference"]
+        extra = f", vs reference: MAE {metrics['mae']:.3f}, r {metrics['pearson_r']:.3f}" if metrics else ""
+        total = sum(v for k, v in record["timings_s"].items() if not k.endswith("total"))
+        console.print(f"{sid}: {record['outputs']['pet_native']} ({total:.1f} s{extra})")
+    finish_batch(result.failed, len(subjects), out_dir)
+
+
+@app.command()
+@reports_errors
+def evaluate(
+    data: Annotated[Path, typer.Option(help="Paired dataset (BIDS-like or preprocessed).")],
+    model: Annotated[str, typer.Option(help="Model name(s), comma-separated: unet,dual-glow.")],
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir")] = Path("mri2pet-eval"),
+    subjects: Annotated[
+        Path | None, typer.Option(help="File with one subject id per line (default: the card's test split).")
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    jobs: Annotated[int, typer.Option(min=1, help="Worker processes for preprocessing.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+) -> None:
+    """Score models against real PET on the test split, with the mean-PET and population baselines."""
+    from .api import evaluate as run_evaluation
+
+    names = [m.strip() for m in model.split(",") if m.strip()]
+    ids = None
+    if subjects is not None:
+        if not subjects.is_file():
+            raise Mri2PetError(f"{subjects}: subject list not found")
+        ids = [line.strip() for line in subjects.read_text().splitlines() if line.strip()]
+    result = run_evaluation(data, names, out_dir, subjects=ids, device=device, overwrite=overwrite, jobs=jobs)
+    console.print(f"{result['n_test']} test subjects; PSNR data range: {result['psnr_data_range']}")
+    print_metrics_table(result["summary"])
+    console.print(f"wrote {', '.join(result['files'].values())}")

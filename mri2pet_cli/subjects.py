@@ -48,12 +48,34 @@ def bids_subjects(folder: Path) -> list[SubjectInput]:
     return out
 
 
-def find_subjects(inputs: list[Path], pet: Path | None = None, with_pet: bool = True) -> list[SubjectInput]:
-    """Every T1 named by ``inputs`` (files, folders, BIDS-like datasets), with PET where known."""
+def subjects_from_tsv(table: Path) -> list[SubjectInput]:
+    """A TSV with columns participant_id, t1 (path, relative to the TSV's folder) and optionally age, pet."""
+    lines = [line for line in table.read_text().splitlines() if line.strip()]
+    header = lines[0].split("\t") if lines else []
+    if "participant_id" not in header or "t1" not in header:
+        raise InputImageError(f"{table}: a subject table needs the columns participant_id and t1 (tab-separated)")
+    out = []
+    for number, line in enumerate(lines[1:], start=2):
+        row = dict(zip(header, line.split("\t")))
+        try:
+            age = float(row["age"]) if row.get("age") not in (None, "", "n/a") else None
+        except ValueError:
+            raise InputImageError(f"{table}: line {number}: age {row.get('age')!r} is not a number") from None
+        pet = table.parent / row["pet"] if row.get("pet") not in (None, "", "n/a") else None
+        out.append(SubjectInput(row["participant_id"], table.parent / row["t1"], pet, age))
+    return out
+
+
+def find_subjects(
+    inputs: list[Path], pet: Path | None = None, with_pet: bool = True, age: float | None = None
+) -> list[SubjectInput]:
+    """Every T1 named by ``inputs`` (files, folders, BIDS-like datasets, subject TSVs), with PET where known."""
     subjects: list[SubjectInput] = []
     for item in inputs:
         item = Path(item)
-        if item.is_dir():
+        if item.suffix == ".tsv" and item.is_file():
+            subjects.extend(subjects_from_tsv(item))
+        elif item.is_dir():
             found = bids_subjects(item)
             if not found:
                 found = [SubjectInput(subject_id_from(p), p) for p in sorted(item.iterdir()) if is_nifti_path(p)]
@@ -68,6 +90,10 @@ def find_subjects(inputs: list[Path], pet: Path | None = None, with_pet: bool = 
         subjects = [SubjectInput(subjects[0].subject_id, subjects[0].t1, Path(pet), subjects[0].age)]
     if not with_pet:
         subjects = [SubjectInput(s.subject_id, s.t1, None, s.age) for s in subjects]
+    if age is not None:
+        if len(subjects) != 1:
+            raise InputImageError(f"--age goes with exactly one T1, got {len(subjects)} (use a subject TSV with ages)")
+        subjects = [SubjectInput(subjects[0].subject_id, subjects[0].t1, subjects[0].pet, age)]
     ids = [s.subject_id for s in subjects]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:

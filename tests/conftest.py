@@ -31,3 +31,13 @@ def tiny_path(tmp_path, tiny_image):
     path = tmp_path / "tiny.nii.gz"
     nib.save(tiny_image, str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def simulated_cohort(tmp_path_factory):
+    """One simulated subject (raw T1, PET and truth), shared by the slower tests."""
+    from mri2pet_cli.simulate import simulate_cohort
+
+    folder = tmp_path_factory.mktemp("cohort")
+    simulate_cohort(folder, 1, seed=5)
+    return folder

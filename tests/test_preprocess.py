@@ -20,17 +20,16 @@ from mri2pet_cli.preprocess import (
     output_paths,
     preprocess,
 )
-from mri2pet_cli.simulate import simulate_cohort, subject_paths
+from mri2pet_cli.simulate import subject_paths
 from mri2pet_cli.subjects import find_subjects
 
 runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
+def run(tmp_path_factory, simulated_cohort):
     root = tmp_path_factory.mktemp("pre")
-    cohort = root / "cohort"
-    simulate_cohort(cohort, 1, seed=5)
+    cohort = simulated_cohort
     bad = root / "bad"
     bad.mkdir()
     (bad / "broken_T1w.nii.gz").write_bytes(b"\x1f\x8b\x08\x00not really gzip")

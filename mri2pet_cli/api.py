@@ -1,0 +1,249 @@
+"""What the CLI and users' scripts call: synthesize() and evaluate()."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import Mri2PetError
+from .io import check_writable, load_volume, save_volume, write_text_atomic
+
+AGE_LIMITS = (30.0, 100.0)
+
+
+@dataclass(frozen=True)
+class SynthesisOptions:
+    model: str = "unet"
+    weights: str | None = None
+    device: str = "auto"
+    precision: str = "fp32"
+    skull_strip: str = "deepbet"
+    samples: int = 1
+    temperature: float = 0.7
+    seed: int = 0
+    overwrite: bool = False
+
+
+def check_age(age: float | None, model: str, subject: str) -> None:
+    from .models.registry import get_model_info
+
+    info = get_model_info(model)
+    if age is None and info.age_required:
+        raise Mri2PetError(f"{subject}: model {model} needs the subject's age", hint="pass --age YEARS")
+    if age is not None and not AGE_LIMITS[0] <= age <= AGE_LIMITS[1]:
+        raise Mri2PetError(
+            f"{subject}: age {age:g} is outside {AGE_LIMITS[0]:g}-{AGE_LIMITS[1]:g} years",
+            hint="the models were trained on adults aged 55-92",
+        )
+
+
+@lru_cache(maxsize=4)
+def _model(name: str, weights: str | None):
+    from .weights import load_model
+
+    return load_model(name, weights)
+
+
+def output_paths(out_dir: Path, subject_id: str, model: str) -> dict[str, Path]:
+    folder = Path(out_dir) / subject_id
+    stem = f"{subject_id}_desc-{model}"
+    return {
+        "pet_native": folder / f"{subject_id}_space-T1w_desc-{model}_pet.nii.gz",
+        "pet_mni": folder / f"{subject_id}_space-MNI152_desc-{model}_pet.nii.gz",
+        "std_native": folder / f"{subject_id}_space-T1w_desc-{model}std_pet.nii.gz",
+        "std_mni": folder / f"{subject_id}_space-MNI152_desc-{model}std_pet.nii.gz",
+        "roi_csv": folder / f"{stem}_roi.csv",
+        "report_png": folder / f"{stem}_report.png",
+        "report_html": folder / f"{stem}_report.html",
+        "record": folder / f"{stem}_synthesis.json",
+    }
+
+
+def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
+    """Raw T1 -> preprocess -> model -> PET (SUVR) in native and MNI space, ROI CSV, report, provenance.
+
+    ``subject`` is a :class:`~mri2pet_cli.subjects.SubjectInput` (its ``pet`` is used as the reference).
+    """
+    from .atlas import template_maps
+    from .evaluation import predict, resolve_device
+    from .metrics import image_metrics
+    from .preprocess import grid_to_native, preprocess, to_suvr
+    from .report import montage, roi_table, synthesis_panels, write_html, write_roi_csv
+
+    sid = subject.subject_id
+    check_age(subject.age, options.model, sid)
+    paths = output_paths(Path(out_dir), sid, options.model)
+    sampled = options.samples > 1
+    for key, path in paths.items():
+        if sampled or not key.startswith("std"):
+            check_writable(path, options.overwrite)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    model, card, files = _model(options.model, options.weights)
+    timings["load_model"] = time.perf_counter() - clock
+
+    try:
+        pre = preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip)
+    except Mri2PetError as exc:
+        exc.message = exc.message if sid in exc.message else f"{sid}: {exc.message}"
+        raise
+    timings.update({f"preprocess.{k}": v for k, v in pre.timings.items()})
+
+    clock = time.perf_counter()
+    device = resolve_device(options.device)
+    age = None if subject.age is None else np.array([subject.age], dtype=np.float32)
+    mean, std = predict(
+        model,
+        pre.t1[None],
+        pre.mask[None].astype(np.float32),
+        age,
+        device=device,
+        precision=options.precision,
+        samples=options.samples,
+        temperature=options.temperature,
+        seed=options.seed,
+    )
+    pet, level = to_suvr(np.where(pre.mask, mean[0], 0.0), pre.grid, pre.mask)
+    std_grid = None if std is None else np.where(pre.mask, std[0] / level, 0.0).astype(np.float32)
+    timings["model"] = time.perf_counter() - clock
+
+    clock = time.perf_counter()
+    native_img = load_volume(subject.t1, what="T1")
+    grid_affine = pre.grid.affine
+    save_volume(grid_to_native(pet, pre), paths["pet_native"], like=native_img, overwrite=options.overwrite)
+    save_volume(pet, paths["pet_mni"], affine=grid_affine, overwrite=options.overwrite)
+    if sampled and std_grid is not None:
+        save_volume(grid_to_native(std_grid, pre), paths["std_native"], like=native_img, overwrite=options.overwrite)
+        save_volume(std_grid, paths["std_mni"], affine=grid_affine, overwrite=options.overwrite)
+    labels = template_maps(pre.grid).aal
+    rows = roi_table(pet, labels, pre.mask, pre.grid)
+    write_roi_csv(rows, paths["roi_csv"], overwrite=options.overwrite)
+    metrics = image_metrics(pre.pet, pet, pre.mask) if pre.pet is not None else None
+    title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {subject.age:g}" if subject.age else "")
+    montage(synthesis_panels(pre.t1, pet, pre.mask, pre.pet, std_grid), pre.grid, title, paths["report_png"])
+    timings["write"] = time.perf_counter() - clock
+    record = {
+        "tool": "mri2pet",
+        "version": __version__,
+        "subject_id": sid,
+        "inputs": {"t1": str(subject.t1), "reference_pet": None if subject.pet is None else str(subject.pet)},
+        "age": subject.age,
+        "model": {
+            "name": options.model,
+            "weights": str(files.weights),
+            "sha256": card.get("sha256"),
+            "card_version": card.get("version"),
+            "training_data": card.get("training_data", {}).get("kind"),
+        },
+        "options": {
+            "samples": options.samples,
+            "temperature": options.temperature,
+            "seed": options.seed,
+            "precision": options.precision,
+            "skull_strip": options.skull_strip,
+        },
+        "device": str(device),
+        "platform": platform.platform(),
+        "units": "SUVR (cerebellar cortex reference, re-normalised after the model)",
+        "preprocessing_checks": pre.checks,
+        "metrics_vs_reference": metrics,
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "outputs": {k: str(v) for k, v in paths.items() if sampled or not k.startswith("std")},
+    }
+    write_html(
+        paths["report_html"],
+        title=title,
+        png=paths["report_png"],
+        roi_rows=rows,
+        record=record,
+        overwrite=options.overwrite,
+    )
+    write_text_atomic(json.dumps(record, indent=2, default=float), paths["record"], overwrite=options.overwrite)
+    return record
+
+
+def evaluate(
+    data: str | Path,
+    models: list[str],
+    out_dir: str | Path,
+    *,
+    subjects: list[str] | None = None,
+    weights: dict[str, str] | None = None,
+    device: str = "auto",
+    overwrite: bool = False,
+    jobs: int = 1,
+) -> dict:
+    """Score models and both baselines on the test split (from the first model's card) or ``subjects``."""
+    from .dataset import load_arrays, prepare_dataset
+    from .evaluation import mean_training_baseline, population_baseline, predict, resolve_device, score, summarize
+    from .weights import load_model
+
+    out_dir = Path(out_dir)
+    files = {"csv": out_dir / "evaluation.csv", "json": out_dir / "evaluation.json", "png": out_dir / "evaluation.png"}
+    for path in files.values():
+        check_writable(path, overwrite)
+    records, _ = prepare_dataset(data, jobs=jobs)
+    by_id = {r.subject_id: r for r in records}
+    loaded = {name: load_model(name, (weights or {}).get(name)) for name in models}
+    split = loaded[models[0]][1].get("training_data", {}).get("split", {}) if models else {}
+    test_ids = subjects or [s for s in split.get("test", []) if s in by_id]
+    if not test_ids:
+        raise Mri2PetError(f"{data}: none of the model card's test subjects are here", hint="pass --subjects FILE")
+    unknown = [s for s in test_ids if s not in by_id]
+    if unknown:
+        raise Mri2PetError(f"{data}: subjects not found (with T1 and PET): {', '.join(unknown[:5])}")
+    train_ids = [s for s in split.get("train", []) if s in by_id and s not in test_ids]
+    train_ids = train_ids or [s for s in by_id if s not in test_ids]
+    test = load_arrays([by_id[s] for s in test_ids])
+    train = load_arrays([by_id[s] for s in train_ids])
+    dev = resolve_device(device)
+    per_subject: dict[str, list[dict]] = {}
+    for name, (model, _card, _files) in loaded.items():
+        pred, _ = predict(model, test.t1, test.mask, test.age, device=dev)
+        per_subject[name] = score(pred, test)
+    per_subject["baseline: mean training PET"] = mean_training_baseline(train, test)
+    per_subject["baseline: population"] = population_baseline(train, test)
+    summary = {name: summarize(rows) for name, rows in per_subject.items()}
+    lines = ["model,subject,mae,mse,psnr,ssim,ms_ssim,pearson_r,data_range"]
+    for name, rows in per_subject.items():
+        lines += [
+            f"{name},{r['subject']},{r['mae']:.5f},{r['mse']:.6f},{r['psnr']:.3f},{r['ssim']:.4f},"
+            f"{r['ms_ssim']:.4f},{r['pearson_r']:.4f},{r['data_range']:.4f}"
+            for r in rows
+        ]
+    write_text_atomic("\n".join(lines) + "\n", files["csv"], overwrite=overwrite)
+    result = {
+        "data": str(data),
+        "n_test": len(test_ids),
+        "n_train_for_baselines": len(train_ids),
+        "test_subjects": test_ids,
+        "mask": "brain mask on the model grid",
+        "psnr_data_range": "range of the reference PET (SUVR) inside the mask, per subject",
+        "summary": summary,
+    }
+    write_text_atomic(json.dumps(result, indent=2), files["json"], overwrite=overwrite)
+    _boxplot(per_subject, files["png"])
+    result["files"] = {k: str(v) for k, v in files.items()}
+    return result
+
+
+def _boxplot(per_subject: dict[str, list[dict]], path: Path) -> None:
+    from .figures import _pyplot, save_figure
+
+    plt = _pyplot()
+    metrics = ("mae", "psnr", "ssim", "pearson_r")
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 4))
+    names = list(per_subject)
+    for ax, metric in zip(axes, metrics):
+        ax.boxplot([[r[metric] for r in per_subject[n]] for n in names])
+        ax.set_xticks(range(1, len(names) + 1), [n.replace("baseline: ", "base:\n") for n in names], fontsize=7)
+        ax.set_title(metric.upper() if metric != "pearson_r" else "Pearson r")
+    fig.suptitle("test split (simulated data)")
+    save_figure(fig, path)

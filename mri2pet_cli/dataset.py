@@ -1,0 +1,108 @@
+"""Paired training / evaluation data: a raw BIDS-like dataset, preprocessed once and cached.
+
+The cache lives in ``<data>/derivatives/mri2pet-preproc/<subject>/`` (what `mri2pet preprocess`
+writes). A folder that already holds such outputs is used as it is.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .batch import run_batch
+from .errors import InputImageError
+from .preprocess import load_preprocessed, output_paths, preprocess_and_save
+from .subjects import bids_subjects, read_participants
+
+CACHE = Path("derivatives") / "mri2pet-preproc"
+
+
+@dataclass(frozen=True)
+class Record:
+    subject_id: str
+    age: float | None
+    diagnosis: str | None
+    preproc_dir: Path
+
+
+@dataclass
+class Arrays:
+    """Model-grid arrays of a set of subjects, stacked: (n, X, Y, Z)."""
+
+    ids: list[str]
+    t1: np.ndarray
+    mask: np.ndarray
+    pet: np.ndarray
+    age: np.ndarray  # NaN where unknown
+
+
+def _cached_ids(folder: Path) -> list[str]:
+    return sorted(p.parent.name for p in folder.glob("*/*_preproc.json"))
+
+
+def prepare_dataset(data_dir: str | Path, *, jobs: int = 1) -> tuple[list[Record], dict[str, str]]:
+    """Preprocess (or find) every paired subject; returns the usable records and the failures."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise InputImageError(f"{data_dir}: data folder not found")
+    participants = read_participants(data_dir)
+    failed: dict[str, str] = {}
+    if bids_subjects(data_dir):
+        cache = data_dir / CACHE
+        todo = [
+            s
+            for s in bids_subjects(data_dir)
+            if s.pet is not None and not output_paths(cache, s.subject_id)["json"].exists()
+        ]
+        if todo:
+            work = functools.partial(preprocess_and_save, out_dir=cache)
+            failed = run_batch(work, todo, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing").failed
+    else:
+        cache = data_dir
+    records = []
+    for sid in _cached_ids(cache):
+        if not output_paths(cache, sid)["pet"].exists():
+            continue  # a T1 without PET cannot train or be scored
+        row = participants.get(sid, {})
+        age = row.get("age")
+        records.append(Record(sid, float(age) if age not in (None, "", "n/a") else None, row.get("diagnosis"), cache))
+    if not records:
+        raise InputImageError(f"{data_dir}: no subject with both a T1 and a PET (raw BIDS-like or preprocessed)")
+    return records, failed
+
+
+def load_arrays(records: list[Record]) -> Arrays:
+    items = [load_preprocessed(r.preproc_dir, r.subject_id) for r in records]
+    return Arrays(
+        ids=[r.subject_id for r in records],
+        t1=np.stack([i.t1 for i in items]).astype(np.float32),
+        mask=np.stack([i.mask for i in items]).astype(np.float32),
+        pet=np.stack([i.pet for i in items]).astype(np.float32),
+        age=np.array([np.nan if r.age is None else r.age for r in records], dtype=np.float32),
+    )
+
+
+def split_subjects(ids: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
+    """Subject-level train / validation / test split, reproducible from the seed."""
+    order = sorted(ids)
+    rng = np.random.default_rng(seed)
+    rng.shuffle(order)
+    n_test = max(1, int(round(test_fraction * len(order)))) if test_fraction > 0 else 0
+    n_val = max(1, int(round(val_fraction * len(order)))) if val_fraction > 0 else 0
+    if len(order) - n_test - n_val < 1:
+        raise InputImageError(f"{len(order)} subjects are too few to split into train / validation / test")
+    return {
+        "test": sorted(order[:n_test]),
+        "validation": sorted(order[n_test : n_test + n_val]),
+        "train": sorted(order[n_test + n_val :]),
+    }
+
+
+def write_split(split: dict[str, list[str]], path: Path) -> None:
+    from .io import write_text_atomic
+
+    write_text_atomic(json.dumps(split, indent=2), path, overwrite=True)

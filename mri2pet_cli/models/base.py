@@ -1,0 +1,40 @@
+"""What every synthesis model provides, so that train / synthesize / evaluate have no special paths."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Synthesizer(nn.Module):
+    """A T1 -> PET model on the model grid.
+
+    Inputs are batches of the preprocessed T1 (WM = 1, zero outside the brain), the brain mask and,
+    for age-conditioned models, the age in years. Outputs are PET in SUVR on the same grid.
+    """
+
+    name: str = ""
+
+    def config(self) -> dict:
+        """Keyword arguments that rebuild this model (stored with the weights)."""
+        raise NotImplementedError  # every registered model overrides this
+
+    def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
+        return [torch.optim.Adam(self.parameters(), lr=lr)]
+
+    def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Losses for one batch; the key "loss" is what the optimiser minimises."""
+        raise NotImplementedError  # every registered model overrides this
+
+    def synthesize(
+        self,
+        t1: torch.Tensor,
+        mask: torch.Tensor,
+        age: torch.Tensor | None = None,
+        *,
+        samples: int = 1,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Synthetic PET (SUVR) and, for models that sample, a voxel-wise standard deviation."""
+        raise NotImplementedError  # every registered model overrides this

@@ -1,0 +1,81 @@
+"""3D U-Net baseline (the "3D U-Net" of the GLA-GAN paper's comparisons), trained with L1 (+ optional SSIM)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Synthesizer
+from .losses import masked_l1, ssim_loss
+from .registry import register
+
+
+def conv_block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv3d(cin, cout, 3, padding=1, bias=False),
+        nn.InstanceNorm3d(cout, affine=True),
+        nn.LeakyReLU(0.1, inplace=True),
+        nn.Conv3d(cout, cout, 3, padding=1, bias=False),
+        nn.InstanceNorm3d(cout, affine=True),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
+
+
+@register(
+    "unet",
+    summary="3D U-Net baseline, L1 (+SSIM) regression",
+    conditioning="none",
+    training="paired",
+    paper="GLA-GAN paper (002) baseline; Ronneberger et al. / Cicek et al. 3D U-Net",
+)
+class UNet3D(Synthesizer):
+    """Encoder-decoder with skip connections: ``levels`` resolutions, channels doubling from ``base``."""
+
+    name = "unet"
+
+    def __init__(self, base: int = 16, levels: int = 4, ssim_weight: float = 0.0) -> None:
+        super().__init__()
+        self.base, self.levels, self.ssim_weight = base, levels, ssim_weight
+        widths = [base * 2**i for i in range(levels)]
+        self.down = nn.ModuleList()
+        cin = 1
+        for w in widths:
+            self.down.append(conv_block(cin, w))
+            cin = w
+        self.up = nn.ModuleList()
+        self.merge = nn.ModuleList()
+        for w in reversed(widths[:-1]):
+            self.up.append(nn.ConvTranspose3d(cin, w, 2, stride=2))
+            self.merge.append(conv_block(2 * w, w))
+            cin = w
+        self.head = nn.Conv3d(cin, 1, 1)
+
+    def config(self) -> dict:
+        return {"base": self.base, "levels": self.levels, "ssim_weight": self.ssim_weight}
+
+    def forward(self, t1: torch.Tensor) -> torch.Tensor:
+        skips = []
+        x = t1
+        for i, block in enumerate(self.down):
+            x = block(x)
+            if i < self.levels - 1:
+                skips.append(x)
+                x = F.max_pool3d(x, 2)
+        for up, merge in zip(self.up, self.merge):
+            x = up(x)
+            x = merge(torch.cat([x, skips.pop()], dim=1))
+        return self.head(x)
+
+    def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        pred = self(batch["t1"]) * batch["mask"]
+        l1 = masked_l1(pred, batch["pet"], batch["mask"])
+        losses = {"l1": l1, "loss": l1}
+        if self.ssim_weight > 0:
+            losses["ssim"] = ssim_loss(pred.float(), batch["pet"].float())
+            losses["loss"] = l1 + self.ssim_weight * losses["ssim"]
+        return losses
+
+    @torch.no_grad()
+    def synthesize(self, t1, mask, age=None, *, samples=1, temperature=1.0, generator=None):
+        return (self(t1) * mask).clamp_min(0.0), None

@@ -1,0 +1,297 @@
+"""One training loop for every registered model: split, seed, augment, checkpoint, resume, export."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dataset import Arrays, load_arrays, prepare_dataset, split_subjects, write_split
+from .errors import Mri2PetError, OutputExistsError
+from .evaluation import autocast, resolve_device, validation_mae
+
+CHECKPOINT_FORMAT = "mri2pet-checkpoint/1"
+
+
+@dataclass
+class TrainOptions:
+    model: str
+    data: str
+    run_dir: str
+    epochs: int = 30
+    batch_size: int = 2
+    lr: float = 1e-3
+    seed: int = 0
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on a GPU, float32 on the CPU; bf16: autocast everywhere
+    val_fraction: float = 0.125
+    test_fraction: float = 0.125
+    augment: bool = True
+    jobs: int = 1
+    model_config: dict = field(default_factory=dict)
+
+
+def _save_atomic(obj, path: Path) -> None:
+    import torch
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def augment_batch(batch: dict, rng: np.random.Generator) -> dict:
+    """Left-right flip, +-2 voxel shifts and +-5 % T1 gain, the same for T1, mask and PET."""
+    import torch
+
+    out = dict(batch)
+    if rng.random() < 0.5:
+        for k in ("t1", "mask", "pet"):
+            out[k] = torch.flip(out[k], dims=[2])
+    shifts = [int(s) for s in rng.integers(-2, 3, size=3)]
+    for k in ("t1", "mask", "pet"):
+        out[k] = torch.roll(out[k], shifts=shifts, dims=(2, 3, 4))
+    out["t1"] = out["t1"] * float(rng.uniform(0.95, 1.05))
+    return out
+
+
+def make_batch(arrays: Arrays, index: np.ndarray, device) -> dict:
+    import torch
+
+    batch = {
+        "t1": torch.from_numpy(arrays.t1[index, None]),
+        "mask": torch.from_numpy(arrays.mask[index, None]),
+        "pet": torch.from_numpy(arrays.pet[index, None]),
+        "age": torch.from_numpy(arrays.age[index]),
+    }
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def subset(arrays: Arrays, ids: list[str]) -> Arrays:
+    pick = [arrays.ids.index(i) for i in ids]
+    return Arrays([arrays.ids[i] for i in pick], arrays.t1[pick], arrays.mask[pick], arrays.pet[pick], arrays.age[pick])
+
+
+def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = False, report=None) -> dict:
+    """Train ``options.model`` on ``options.data``; checkpoints in ``run_dir`` every epoch.
+
+    ``report(epoch, step, steps, logs)`` is called after every step (for a progress bar).
+    Returns the run summary (also written to run_dir/summary.json).
+    """
+    import torch
+
+    from .models.registry import build_model, get_model_info
+
+    info = get_model_info(options.model)
+    run_dir = Path(options.run_dir)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if checkpoint_path.exists() and not (resume or overwrite):
+        raise OutputExistsError(f"{run_dir}: holds a training run", hint="pass --resume to continue it or --overwrite")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(options.device)
+
+    state = None
+    if resume and checkpoint_path.exists():
+        state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        if state.get("format") != CHECKPOINT_FORMAT or state["options"]["model"] != options.model:
+            raise Mri2PetError(f"{checkpoint_path}: not a checkpoint of model {options.model!r}")
+        saved = state["options"]
+        options = TrainOptions(**{**saved, "epochs": options.epochs, "device": options.device, "jobs": options.jobs})
+
+    records, failed = prepare_dataset(options.data, jobs=options.jobs)
+    split = (
+        state["split"]
+        if state
+        else split_subjects([r.subject_id for r in records], options.seed, options.val_fraction, options.test_fraction)
+    )
+    write_split(split, run_dir / "split.json")
+    by_id = {r.subject_id: r for r in records}
+    missing = [s for part in split.values() for s in part if s not in by_id]
+    if missing:
+        raise Mri2PetError(f"{options.data}: subjects of the recorded split are missing: {', '.join(missing[:5])}")
+    arrays = load_arrays([by_id[s] for s in split["train"] + split["validation"]])
+    train_set, val_set = subset(arrays, split["train"]), subset(arrays, split["validation"])
+    if info.age_required and np.isnan(train_set.age).any():
+        raise Mri2PetError(f"{options.data}: model {options.model} needs every subject's age in participants.tsv")
+
+    torch.manual_seed(options.seed)
+    model = build_model(options.model, options.model_config).to(device)
+    optimizers = model.configure_optimizers(options.lr)
+    history: list[dict] = []
+    best = {"val_mae": float("inf"), "epoch": -1}
+    start_epoch = 0
+    if state:
+        model.load_state_dict(state["state_dict"])
+        for opt, opt_state in zip(optimizers, state["optimizers"]):
+            opt.load_state_dict(opt_state)
+        history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+
+    steps = int(np.ceil(len(train_set.ids) / options.batch_size))
+    for epoch in range(start_epoch, options.epochs):
+        model.train()
+        rng = np.random.default_rng([options.seed, epoch])  # per-epoch stream: a resumed run repeats it
+        order = rng.permutation(len(train_set.ids))
+        started = time.perf_counter()
+        sums: dict[str, float] = {}
+        for step in range(steps):
+            index = np.sort(order[step * options.batch_size : (step + 1) * options.batch_size])
+            batch = make_batch(train_set, index, device)
+            if options.augment:
+                batch = augment_batch(batch, rng)
+            with autocast(device, options.precision):
+                losses = model.training_losses(batch)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            for opt in optimizers:
+                opt.step()
+            logs = {k: float(v.detach()) for k, v in losses.items()}
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if report:
+                report(epoch, step, steps, logs)
+        model.eval()
+        val_mae = validation_mae(model, val_set, device, options.precision)
+        seconds = time.perf_counter() - started
+        entry = {"epoch": epoch, **{k: v / steps for k, v in sums.items()}, "val_mae": val_mae, "seconds": seconds}
+        entry["steps_per_second"] = steps / seconds
+        history.append(entry)
+        if val_mae < best["val_mae"]:
+            best = {"val_mae": val_mae, "epoch": epoch}
+            _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "best.pt")
+        _save_atomic(
+            {
+                "format": CHECKPOINT_FORMAT,
+                "options": asdict(options),
+                "split": split,
+                "epoch": epoch,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "optimizers": [opt.state_dict() for opt in optimizers],
+                "history": history,
+                "best": best,
+            },
+            checkpoint_path,
+        )
+        if report:
+            report(epoch, steps, steps, {"val_mae": val_mae})
+    summary = {
+        "options": asdict(options),
+        "device": str(device),
+        "split_sizes": {k: len(v) for k, v in split.items()},
+        "preprocessing_failures": failed,
+        "history": history,
+        "best": best,
+        "train_seconds": float(sum(h["seconds"] for h in history)),
+    }
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def load_run_model(run_dir: str | Path):
+    """The best model of a run (falls back to the last checkpoint), with the run's options and split."""
+    import torch
+
+    from .models.registry import build_model
+
+    run_dir = Path(run_dir)
+    checkpoint_path = run_dir / "checkpoint.pt"
+    if not checkpoint_path.exists():
+        raise Mri2PetError(f"{run_dir}: no checkpoint.pt here", hint="train first with `mri2pet train`")
+    state = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+    options = TrainOptions(**state["options"])
+    model = build_model(options.model, options.model_config)
+    best_path = run_dir / "best.pt"
+    weights = (
+        torch.load(best_path, map_location="cpu", weights_only=True) if best_path.exists() else state["state_dict"]
+    )
+    model.load_state_dict(weights)
+    model.eval()
+    return model, options, state
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False, device: str = "auto") -> dict:
+    """Score the run's best model on its test split (with both baselines) and write weights + card."""
+    from . import __version__
+    from .dataset import prepare_dataset
+    from .evaluation import mean_training_baseline, population_baseline, predict, score, summarize
+    from .grid import default_grid
+    from .models.registry import get_model_info
+    from .weights import save_weights
+
+    model, options, state = load_run_model(run_dir)
+    info = get_model_info(options.model)
+    records, _ = prepare_dataset(options.data)
+    by_id = {r.subject_id: r for r in records}
+    split = state["split"]
+    test = load_arrays([by_id[s] for s in split["test"]])
+    train_arrays = load_arrays([by_id[s] for s in split["train"]])
+    dev = resolve_device(device)
+    started = time.perf_counter()
+    pred, _ = predict(model, test.t1, test.mask, test.age, device=dev, precision="fp32")
+    seconds = (time.perf_counter() - started) / len(test.ids)
+    metrics = {
+        options.model: summarize(score(pred, test)),
+        "baseline: mean training PET": summarize(mean_training_baseline(train_arrays, test)),
+        "baseline: population": summarize(population_baseline(train_arrays, test)),
+    }
+    description = (
+        json.loads((Path(options.data) / "dataset_description.json").read_text())
+        if (Path(options.data) / "dataset_description.json").exists()
+        else {}
+    )
+    history = state["history"]
+    card = {
+        "version": __version__,
+        "summary": info.summary,
+        "paper": info.paper,
+        "created": time.strftime("%Y-%m-%d"),
+        "intended_use": "Research only. Not a medical device; not for diagnosis or treatment decisions.",
+        "training_data": {
+            "kind": "SIMULATED paired cohort generated by `mri2pet simulate` (not patient data)",
+            "simulation": description.get("mri2pet_simulation"),
+            "split_sizes": {k: len(v) for k, v in split.items()},
+            "split": split,
+            "split_seed": options.seed,
+        },
+        "model_grid": default_grid().describe(),
+        "input": {
+            "modality": "T1-weighted MRI, preprocessed by `mri2pet preprocess`",
+            "normalisation": "divided by the median inside MNI white matter (template WM > 0.9); 0 outside the brain",
+        },
+        "output": {"modality": "FDG-PET", "units": "SUVR, reference cerebellar cortex (AAL Cerebelum_*)"},
+        "conditioning": {"kind": info.conditioning, "age_required": info.age_required},
+        "training": {
+            "epochs": len(history),
+            "best_epoch": state["best"]["epoch"],
+            "batch_size": options.batch_size,
+            "learning_rate": options.lr,
+            "precision": options.precision,
+            "augmentation": "left-right flip, +-2 voxel shifts, +-5 % T1 gain" if options.augment else "none",
+            "train_seconds": float(sum(h["seconds"] for h in history)),
+            "steps_per_second": float(np.mean([h["steps_per_second"] for h in history])) if history else None,
+            "device": state["options"]["device"],
+        },
+        "test_metrics": {
+            "split": "test",
+            "n": len(test.ids),
+            "mask": "brain mask on the model grid",
+            "data_range": "range of the reference PET (SUVR) inside the mask, per subject",
+            "models": metrics,
+        },
+        "model_seconds_per_subject_cpu": seconds,
+        "limitations": (
+            "Trained and tested on simulated data only: the numbers say the code works, not how the model "
+            "does on patients. Validate on your own paired data before any use."
+        ),
+    }
+    files = save_weights(model, out_dir, card, overwrite=overwrite)
+    return {"weights": str(files.weights), "card": str(files.card), "test_metrics": metrics}

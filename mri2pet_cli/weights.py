@@ -1,0 +1,173 @@
+"""Weights are data: a state dict file beside a model card (JSON) that holds its sha256.
+
+``weights/<name>.pt``: {"format", "model", "config", "state_dict"}, loaded with
+``torch.load(..., weights_only=True)``. ``weights/<name>.json``: the card (version,
+sha256, size, grid, normalisation, conditioning, training data, metrics, intended use).
+
+Where weights are looked for, first match wins: ``--weights PATH`` (a .pt with its card beside
+it), the folder in ``$MRI2PET_WEIGHTS_DIR``, then the ``weights/`` folder of this repository.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import Mri2PetError
+from .io import write_text_atomic
+
+WEIGHTS_FORMAT = "mri2pet-weights/1"
+WEIGHTS_ENV = "MRI2PET_WEIGHTS_DIR"
+REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[1] / "weights"
+
+
+class WeightsError(Mri2PetError):
+    """Weights that are missing, corrupt, or do not match their card."""
+
+
+@dataclass(frozen=True)
+class WeightsFiles:
+    weights: Path
+    card: Path
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_dirs() -> list[Path]:
+    dirs = [Path(os.environ[WEIGHTS_ENV])] if os.environ.get(WEIGHTS_ENV) else []
+    return dirs + [REPO_WEIGHTS_DIR]
+
+
+def find_weights(name: str, weights: str | Path | None = None) -> WeightsFiles:
+    """The weights and card for model ``name``; raises WeightsError saying what to do when there are none."""
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsError(f"{path}: weights file not found")
+        card = path.with_suffix(".json")
+        if not card.is_file():
+            raise WeightsError(
+                f"{path}: no model card {card.name} beside it", hint="export weights with `mri2pet train --export`"
+            )
+        return WeightsFiles(path, card)
+    for folder in weights_dirs():
+        if (folder / f"{name}.pt").is_file() and (folder / f"{name}.json").is_file():
+            return WeightsFiles(folder / f"{name}.pt", folder / f"{name}.json")
+    searched = ", ".join(str(d) for d in weights_dirs())
+    raise WeightsError(
+        f"no weights for model {name!r} (looked in {searched})",
+        hint=f"train them with `mri2pet train --model {name} --export`, or pass --weights PATH",
+    )
+
+
+def read_card(card: Path) -> dict:
+    try:
+        return json.loads(card.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise WeightsError(f"{card}: model card is not readable JSON ({exc})") from None
+
+
+def verify(files: WeightsFiles) -> dict:
+    """Check the file's sha256 against its card; returns the card."""
+    card = read_card(files.card)
+    expected = card.get("sha256")
+    actual = sha256_of(files.weights)
+    if actual != expected:
+        raise WeightsError(
+            f"{files.weights}: sha256 {actual[:12]}... does not match its model card ({str(expected)[:12]}...)",
+            hint="the file is corrupt or was changed: restore it (git checkout weights/) or re-export it",
+        )
+    return card
+
+
+def load_checkpoint(files: WeightsFiles) -> tuple[dict, dict]:
+    """Verify and load (checkpoint dict, card). Only tensors and plain data are unpickled."""
+    import torch
+
+    card = verify(files)
+    try:
+        checkpoint = torch.load(files.weights, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise WeightsError(f"{files.weights}: not a loadable weights file ({reason})") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(f"{files.weights}: not an mri2pet weights file (format {WEIGHTS_FORMAT} expected)")
+    return checkpoint, card
+
+
+def load_model(name: str, weights: str | Path | None = None):
+    """The model ``name`` with its weights, in eval mode on the CPU, and its card."""
+    from .models.registry import build_model, get_model_info
+
+    get_model_info(name)  # unknown names fail here, with a suggestion
+    files = find_weights(name, weights)
+    checkpoint, card = load_checkpoint(files)
+    if checkpoint.get("model") != name:
+        raise WeightsError(f"{files.weights}: holds weights of model {checkpoint.get('model')!r}, not {name!r}")
+    model = build_model(name, checkpoint.get("config", {}))
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except (RuntimeError, KeyError) as exc:
+        raise WeightsError(f"{files.weights}: weights do not fit the {name} architecture ({str(exc)[:120]})") from None
+    model.eval()
+    return model, card, files
+
+
+def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bool = False) -> WeightsFiles:
+    """Write ``<name>.pt`` (state dict + config) atomically and its card with sha256 and size."""
+    import torch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = WeightsFiles(out_dir / f"{model.name}.pt", out_dir / f"{model.name}.json")
+    for path in (files.weights, files.card):
+        if path.exists() and not overwrite:
+            raise WeightsError(f"{path}: already exists", hint="pass --overwrite to replace it")
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    checkpoint = {"format": WEIGHTS_FORMAT, "model": model.name, "config": model.config(), "state_dict": state}
+    fd, tmp = tempfile.mkstemp(prefix=f".{files.weights.name}.", dir=out_dir)
+    os.close(fd)
+    try:
+        torch.save(checkpoint, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, files.weights)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    card = {
+        "name": model.name,
+        **card_fields,
+        "file": files.weights.name,
+        "sha256": sha256_of(files.weights),
+        "size_bytes": files.weights.stat().st_size,
+        "architecture": {"model": model.name, "config": model.config()},
+    }
+    write_text_atomic(json.dumps(card, indent=2), files.card, overwrite=True)
+    return files
+
+
+def verify_all() -> list[tuple[str, bool, str]]:
+    """(name, ok, message) for every card in the weights folders."""
+    rows = []
+    for folder in weights_dirs():
+        for card in sorted(folder.glob("*.json")):
+            files = WeightsFiles(card.with_suffix(".pt"), card)
+            if not files.weights.exists():
+                rows.append((card.stem, False, f"{files.weights}: weights file missing"))
+                continue
+            try:
+                verify(files)
+                rows.append((card.stem, True, f"{files.weights} sha256 ok"))
+            except WeightsError as exc:
+                rows.append((card.stem, False, str(exc)))
+    return rows

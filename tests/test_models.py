@@ -1,0 +1,181 @@
+"""Registry, weights and cards, train / resume / export / evaluate on a tiny preprocessed dataset."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from mri2pet_cli.api import check_age
+from mri2pet_cli.cli import app
+from mri2pet_cli.errors import Mri2PetError, UnknownNameError
+from mri2pet_cli.models.base import Synthesizer
+from mri2pet_cli.models.registry import build_model, get_model_info, model_names, register
+from mri2pet_cli.training import TrainOptions, train
+from mri2pet_cli.weights import WeightsError, find_weights, load_model, save_weights, verify_all
+
+from .fake_data import write_fake_dataset
+
+runner = CliRunner()
+TINY = {"base": 4, "levels": 2}
+
+
+@pytest.fixture(scope="module")
+def fake_data(tmp_path_factory):
+    return write_fake_dataset(tmp_path_factory.mktemp("fake"))
+
+
+def test_registry_knows_unet_and_suggests_close_names():
+    assert "unet" in model_names()
+    assert get_model_info("unet").training == "paired"
+    with pytest.raises(UnknownNameError, match="did you mean 'unet'") as info:
+        get_model_info("unte")
+    assert "available:" in str(info.value)
+
+
+def test_registering_a_name_twice_is_an_error():
+    with pytest.raises(ValueError, match="twice"):
+        register("unet", summary="again")(object)
+
+
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_runs_on_a_tiny_volume(name):
+    model = build_model(name, TINY if name == "unet" else None)
+    assert isinstance(model, Synthesizer)
+    t1 = torch.rand(2, 1, 16, 16, 16)
+    mask = torch.ones_like(t1)
+    batch = {"t1": t1, "mask": mask, "pet": 2 * t1, "age": torch.tensor([60.0, 70.0])}
+    losses = model.training_losses(batch)
+    losses["loss"].backward()
+    assert torch.isfinite(losses["loss"])
+    model.eval()
+    pet, _ = model.synthesize(t1, mask, torch.tensor([60.0, 70.0]))
+    assert pet.shape == t1.shape and (pet >= 0).all()
+    assert build_model(name, model.config()).config() == model.config()
+
+
+def test_missing_and_out_of_range_age():
+    @register("needs-age-test", summary="test model that needs age", conditioning="age", age_required=True)
+    class NeedsAge(Synthesizer):
+        pass
+
+    with pytest.raises(Mri2PetError, match="needs the subject's age"):
+        check_age(None, "needs-age-test", "sub-x")
+    with pytest.raises(Mri2PetError, match="outside 30-100"):
+        check_age(140.0, "unet", "sub-x")
+    check_age(None, "unet", "sub-x")
+
+
+def test_weights_round_trip_hash_and_corruption(tmp_path, monkeypatch):
+    model = build_model("unet", TINY)
+    files = save_weights(model, tmp_path, {"version": "test", "intended_use": "tests"})
+    card = json.loads(files.card.read_text())
+    assert card["sha256"] and card["size_bytes"] == files.weights.stat().st_size
+    monkeypatch.setenv("MRI2PET_WEIGHTS_DIR", str(tmp_path))
+    loaded, card2, _ = load_model("unet")
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)
+    assert all(ok for name, ok, _ in verify_all() if name == "unet" and str(tmp_path) in _)
+    with pytest.raises(WeightsError, match="already exists"):
+        save_weights(model, tmp_path, {})
+    raw = bytearray(files.weights.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    files.weights.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError, match="does not match its model card") as info:
+        load_model("unet")
+    assert "restore" in str(info.value)
+    result = runner.invoke(app, ["models", "verify"])
+    assert result.exit_code == 1 and "BAD" in result.output
+
+
+def test_weights_that_are_not_a_checkpoint(tmp_path):
+    path = tmp_path / "unet.pt"
+    path.write_bytes(b"not a torch file")
+    from mri2pet_cli.weights import sha256_of
+
+    (tmp_path / "unet.json").write_text(json.dumps({"sha256": sha256_of(path)}))
+    with pytest.raises(WeightsError, match="not a loadable weights file"):
+        load_model("unet", path)
+    with pytest.raises(WeightsError, match="not found"):
+        find_weights("unet", tmp_path / "missing.pt")
+
+
+def test_train_resume_matches_an_uninterrupted_run(fake_data, tmp_path):
+    common = dict(model="unet", data=str(fake_data), epochs=2, batch_size=2, model_config=TINY, seed=3)
+    straight = train(TrainOptions(run_dir=str(tmp_path / "a"), **common))
+    train(TrainOptions(run_dir=str(tmp_path / "b"), **{**common, "epochs": 1}))
+    with pytest.raises(Mri2PetError, match="--resume"):
+        train(TrainOptions(run_dir=str(tmp_path / "b"), **common))
+    resumed = train(TrainOptions(run_dir=str(tmp_path / "b"), **common), resume=True)
+    assert len(resumed["history"]) == 2
+    a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["state_dict"]
+    for key in a:
+        torch.testing.assert_close(a[key], b[key])
+    assert straight["history"][-1]["val_mae"] == pytest.approx(resumed["history"][-1]["val_mae"])
+    split = json.loads((tmp_path / "a" / "split.json").read_text())
+    assert sorted(sum(split.values(), [])) == [f"sub-{i:03d}" for i in range(1, 9)]
+    assert not set(split["train"]) & set(split["test"])
+
+
+def test_cli_train_export_list_info_evaluate(fake_data, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--model",
+            "unet",
+            "--data",
+            str(fake_data),
+            "-o",
+            str(run),
+            "--epochs",
+            "2",
+            "--config",
+            json.dumps(TINY),
+            "--export",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "baseline: population" in result.output
+    card = json.loads((run / "export" / "unet.json").read_text())
+    assert card["training_data"]["kind"].startswith("SIMULATED")
+    assert set(card["test_metrics"]["models"]) == {"unet", "baseline: mean training PET", "baseline: population"}
+    monkeypatch.setenv("MRI2PET_WEIGHTS_DIR", str(run / "export"))
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0 and str(run / "export") in result.output.replace("\n", "")
+    result = runner.invoke(app, ["models", "info", "unet"])
+    assert result.exit_code == 0 and "intended_use" in result.output
+    out = tmp_path / "eval"
+    result = runner.invoke(app, ["evaluate", "--data", str(fake_data), "--model", "unet", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "evaluation.json").read_text())["summary"]
+    assert set(summary) == {"unet", "baseline: mean training PET", "baseline: population"}
+    assert (out / "evaluation.png").exists() and (out / "evaluation.csv").read_text().count("\n") == 1 + 3
+    again = runner.invoke(app, ["evaluate", "--data", str(fake_data), "--model", "unet", "-o", str(out)])
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    bad = runner.invoke(app, ["evaluate", "--data", str(fake_data), "--model", "unet-x", "-o", str(tmp_path / "e2")])
+    assert bad.exit_code == 2 and "did you mean 'unet'" in bad.output
+
+
+def test_metrics_match_scikit_image():
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    from mri2pet_cli.metrics import image_metrics, psnr, ssim
+
+    rng = np.random.default_rng(0)
+    a = rng.random((20, 24, 22))
+    b = a + 0.1 * rng.standard_normal(a.shape)
+    expected = structural_similarity(
+        a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=1.0
+    )
+    assert ssim(a, b, None, 1.0) == pytest.approx(expected, rel=1e-10)
+    assert psnr(a, b, None, 1.0) == pytest.approx(peak_signal_noise_ratio(a, b, data_range=1.0), rel=1e-10)
+    mask = np.ones(a.shape, bool)
+    metrics = image_metrics(a, a, mask)
+    assert metrics["mae"] == 0 and metrics["ssim"] == pytest.approx(1.0) and metrics["ms_ssim"] == pytest.approx(1.0)
+    worse = image_metrics(a, a + 0.3 * rng.standard_normal(a.shape), mask)
+    better = image_metrics(a, b, mask)
+    assert worse["ssim"] < better["ssim"] and worse["psnr"] < better["psnr"] and worse["ms_ssim"] < better["ms_ssim"]
