@@ -26,7 +26,7 @@ class SynthesisOptions:
     precision: str = "fp32"
     skull_strip: str = "deepbet"
     samples: int = 1
-    temperature: float = 0.7
+    temperature: float | None = None  # None: 0 for one sample (point estimate), 0.7 for several
     seed: int = 0
     overwrite: bool = False
 
@@ -45,10 +45,17 @@ def check_age(age: float | None, model: str, subject: str) -> None:
 
 
 @lru_cache(maxsize=4)
-def _model(name: str, weights: str | None):
+def cached_model(name: str, weights: str | None):
+    """Load (and hash-check) a model once per process."""
     from .weights import load_model
 
     return load_model(name, weights)
+
+
+def resolved_temperature(options: SynthesisOptions) -> float:
+    if options.temperature is not None:
+        return options.temperature
+    return 0.0 if options.samples == 1 else 0.7
 
 
 def output_paths(out_dir: Path, subject_id: str, model: str) -> dict[str, Path]:
@@ -86,7 +93,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
             check_writable(path, options.overwrite)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    model, card, files = _model(options.model, options.weights)
+    model, card, files = cached_model(options.model, options.weights)
     timings["load_model"] = time.perf_counter() - clock
 
     try:
@@ -107,7 +114,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
         device=device,
         precision=options.precision,
         samples=options.samples,
-        temperature=options.temperature,
+        temperature=resolved_temperature(options),
         seed=options.seed,
     )
     pet, level = to_suvr(np.where(pre.mask, mean[0], 0.0), pre.grid, pre.mask)

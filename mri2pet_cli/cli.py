@@ -303,7 +303,10 @@ def synthesize(
     ] = True,
     skull_strip: Annotated[str, typer.Option(help="deepbet | template | none")] = "deepbet",
     samples: Annotated[int, typer.Option(min=1, help="Samples to draw (sampling models): mean and std map.")] = 1,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature (sampling models).")] = 0.7,
+    temperature: Annotated[
+        float | None,
+        typer.Option(help="Sampling temperature (sampling models); default 0 for one sample, 0.7 for several."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
@@ -312,16 +315,15 @@ def synthesize(
     """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
     import functools
 
-    from .api import SynthesisOptions
+    from .api import SynthesisOptions, cached_model
     from .api import synthesize as run_synthesis
     from .batch import run_batch
     from .evaluation import resolve_device
     from .models.registry import get_model_info
     from .subjects import find_subjects
-    from .weights import find_weights
 
     info = get_model_info(model)
-    find_weights(model, weights)
+    cached_model(model, None if weights is None else str(weights))  # checks the weights once, up front
     subjects = find_subjects(inputs, pet=reference_pet, with_pet=use_dataset_pet, age=age)
     if info.conditioning == "none" and any(s.age is not None for s in subjects):
         err_console.print(f"note: model {model} does not use age; --age is recorded but has no effect")

@@ -53,10 +53,14 @@ def predict(
     device=None,
     precision: str = "fp32",
     samples: int = 1,
-    temperature: float = 1.0,
+    temperature: float = 0.0,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Synthetic PET for a stack of subjects (n, X, Y, Z); returns (mean, std or None)."""
+    """Synthetic PET for a stack of subjects (n, X, Y, Z); returns (mean, std or None).
+
+    The defaults (one sample at temperature 0) give a sampling model's point estimate: the PET
+    decoded from the mean of its conditional prior. Models that do not sample ignore both.
+    """
     import torch
 
     device = device or resolve_device("auto")

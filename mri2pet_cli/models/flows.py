@@ -1,0 +1,227 @@
+"""3D Glow building blocks (Kingma & Dhariwal 2018, in 3D as DUAL-GLOW uses them).
+
+Every layer maps ``x -> (y, logdet)`` and has an exact ``inverse``. Log-determinants are per sample.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def squeeze3d(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, D, H, W) -> (B, 8C, D/2, H/2, W/2): space to channels, invertible, log-det 0."""
+    b, c, d, h, w = x.shape
+    x = x.view(b, c, d // 2, 2, h // 2, 2, w // 2, 2)
+    return x.permute(0, 1, 3, 5, 7, 2, 4, 6).reshape(b, c * 8, d // 2, h // 2, w // 2)
+
+
+def unsqueeze3d(x: torch.Tensor) -> torch.Tensor:
+    b, c, d, h, w = x.shape
+    x = x.view(b, c // 8, 2, 2, 2, d, h, w)
+    return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, c // 8, d * 2, h * 2, w * 2)
+
+
+class ActNorm(nn.Module):
+    """Per-channel affine map, initialised from the first batch to zero mean and unit variance."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(1, channels, 1, 1, 1))
+        self.log_scale = nn.Parameter(torch.zeros(1, channels, 1, 1, 1))
+        self.register_buffer("initialized", torch.tensor(False))
+
+    @torch.no_grad()
+    def _init(self, x: torch.Tensor) -> None:
+        mean = x.mean(dim=(0, 2, 3, 4), keepdim=True)
+        std = x.std(dim=(0, 2, 3, 4), keepdim=True)
+        self.bias.data.copy_(-mean)
+        self.log_scale.data.copy_(-torch.log(std + 1e-6))
+        self.initialized.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.training and not bool(self.initialized):
+            self._init(x)
+        y = (x + self.bias) * torch.exp(self.log_scale)
+        logdet = self.log_scale.sum() * x[0, 0].numel()
+        return y, logdet.expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        return y * torch.exp(-self.log_scale) - self.bias
+
+
+class InvConv1x1(nn.Module):
+    """Invertible 1x1x1 convolution, LU-decomposed: W = P L (U + diag(sign * exp(log_s)))."""
+
+    def __init__(self, channels: int, seed: int = 0) -> None:
+        super().__init__()
+        generator = torch.Generator().manual_seed(seed)
+        q, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
+        p, lower, upper = torch.linalg.lu(q)
+        s = torch.diag(upper)
+        self.register_buffer("p", p)
+        self.register_buffer("sign_s", torch.sign(s))
+        self.register_buffer("lower_mask", torch.tril(torch.ones(channels, channels), -1))
+        self.register_buffer("eye", torch.eye(channels))
+        self.lower = nn.Parameter(lower)
+        self.upper = nn.Parameter(torch.triu(upper, 1))
+        self.log_s = nn.Parameter(torch.log(torch.abs(s)))
+
+    def weight(self) -> torch.Tensor:
+        lower = self.lower * self.lower_mask + self.eye
+        upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
+        return self.p @ lower @ upper
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        w = self.weight()
+        y = F.conv3d(x, w.view(*w.shape, 1, 1, 1))
+        logdet = self.log_s.sum() * x[0, 0].numel()
+        return y, logdet.expand(x.shape[0])
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        w_inv = torch.linalg.inv(self.weight().double()).to(y.dtype)
+        return F.conv3d(y, w_inv.view(*w_inv.shape, 1, 1, 1))
+
+
+class ZeroConv3d(nn.Conv3d):
+    """A 3x3x3 convolution that starts at zero (so every coupling starts as the identity)."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 3, padding=1)
+        nn.init.zeros_(self.weight)
+        nn.init.zeros_(self.bias)
+
+
+class AffineCoupling(nn.Module):
+    """Eqs. 13-14 of DUAL-GLOW: half the channels pass, the other half get y = x * exp(s) + t.
+
+    s and t come from a small 3D CNN of the passing half (three convolutions, as in the paper).
+    s is bounded with tanh (scale ``S_LIMIT``): a choice for stable training in low precision.
+    """
+
+    S_LIMIT = 2.0
+
+    def __init__(self, channels: int, hidden: int) -> None:
+        super().__init__()
+        half = channels // 2
+        self.net = nn.Sequential(
+            nn.Conv3d(half, hidden, 3, padding=1),
+            nn.ReLU(inplace=True),
+            nn.Conv3d(hidden, hidden, 1),
+            nn.ReLU(inplace=True),
+            ZeroConv3d(hidden, 2 * (channels - half)),
+        )
+
+    def _st(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raw_s, t = self.net(xa).chunk(2, dim=1)
+        return self.S_LIMIT * torch.tanh(raw_s / self.S_LIMIT), t
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xa, xb = x.chunk(2, dim=1)
+        s, t = self._st(xa)
+        yb = xb * torch.exp(s) + t
+        return torch.cat([xa, yb], dim=1), s.flatten(1).sum(dim=1)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        ya, yb = y.chunk(2, dim=1)
+        s, t = self._st(ya)
+        return torch.cat([ya, (yb - t) * torch.exp(-s)], dim=1)
+
+
+class FlowStep(nn.Module):
+    """actnorm -> invertible 1x1x1 convolution -> affine coupling."""
+
+    def __init__(self, channels: int, hidden: int, seed: int = 0) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([ActNorm(channels), InvConv1x1(channels, seed), AffineCoupling(channels, hidden)])
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        for layer in self.layers:
+            x, logdet = layer(x)
+            total = total + logdet
+        return x, total
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        for layer in reversed(self.layers):
+            y = layer.inverse(y)
+        return y
+
+
+class MultiScaleFlow(nn.Module):
+    """Glow's multi-scale architecture (Fig. 3 of DUAL-GLOW): at each level squeeze, K steps, then split.
+
+    ``forward(x)`` returns the per-level latents [z_1, ..., z_L] (z_L the top level) and the
+    log-determinant; ``inverse(latents)`` rebuilds x exactly.
+    """
+
+    def __init__(self, in_channels: int = 1, levels: int = 3, steps: int = 4, hidden: int = 32, checkpoint=False):
+        super().__init__()
+        self.levels = levels
+        self.checkpoint = checkpoint
+        self.blocks = nn.ModuleList()
+        channels = in_channels
+        self.latent_channels = []
+        for level in range(levels):
+            channels *= 8
+            steps_here = [FlowStep(channels, hidden, seed=100 * level + k) for k in range(steps)]
+            self.blocks.append(nn.ModuleList(steps_here))
+            if level < levels - 1:
+                self.latent_channels.append(channels // 2)
+                channels = channels - channels // 2
+            else:
+                self.latent_channels.append(channels)
+
+    def _run(self, step: FlowStep, x: torch.Tensor):
+        if self.checkpoint and self.training:
+            from torch.utils.checkpoint import checkpoint
+
+            return checkpoint(step, x, use_reentrant=False)
+        return step(x)
+
+    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+        logdet = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
+        latents = []
+        h = x
+        for level, block in enumerate(self.blocks):
+            h = squeeze3d(h)
+            for step in block:
+                h, ld = self._run(step, h)
+                logdet = logdet + ld
+            if level < self.levels - 1:
+                z, h = h[:, : self.latent_channels[level]], h[:, self.latent_channels[level] :]
+                latents.append(z)
+            else:
+                latents.append(h)
+        return latents, logdet
+
+    def inverse(self, latents: list[torch.Tensor]) -> torch.Tensor:
+        h = latents[-1]
+        for level in reversed(range(self.levels)):
+            if level < self.levels - 1:
+                h = torch.cat([latents[level], h], dim=1)
+            for step in reversed(self.blocks[level]):
+                h = step.inverse(h)
+            h = unsqueeze3d(h)
+        return h
+
+
+def gaussian_log_prob(z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Sum over all but the batch axis of log N(z; mean, exp(log_std)^2)."""
+    import math
+
+    lp = -0.5 * (math.log(2 * math.pi) + 2 * log_std + (z - mean) ** 2 * torch.exp(-2 * log_std))
+    return lp.flatten(1).sum(dim=1)
+
+
+class GradientReversal(torch.autograd.Function):
+    """Identity forward, gradient times -1 backward (Ganin & Lempitsky 2015)."""
+
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return -grad

@@ -1,0 +1,77 @@
+"""`mri2pet synthesize` end to end on one simulated raw T1, with small random weights (about a minute)."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mri2pet_cli.cli import app
+from mri2pet_cli.models.registry import build_model
+from mri2pet_cli.weights import save_weights
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("weights")
+    files = save_weights(build_model("unet", {"base": 4, "levels": 2}), folder, {"version": "test"})
+    return files.weights
+
+
+@pytest.fixture(scope="module")
+def synthesized(simulated_cohort, weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    pet = simulated_cohort / "sub-001" / "pet" / "sub-001_pet.nii.gz"
+    args = ["synthesize", str(t1), "--weights", str(weights), "--reference-pet", str(pet), "-o", str(out)]
+    return out, t1, runner.invoke(app, args), args
+
+
+def test_writes_pet_in_native_and_mni_space_with_reports(synthesized):
+    out, t1, result, _ = synthesized
+    assert result.exit_code == 0, result.output
+    folder = out / "sub-001"
+    native = nib.load(str(folder / "sub-001_space-T1w_desc-unet_pet.nii.gz"))
+    source = nib.load(str(t1))
+    assert native.shape == source.shape
+    np.testing.assert_allclose(native.affine, source.affine, atol=1e-5)
+    assert int(native.header["sform_code"]) == int(source.header["sform_code"])
+    mni = nib.load(str(folder / "sub-001_space-MNI152_desc-unet_pet.nii.gz"))
+    assert mni.shape == (64, 80, 64)
+    assert np.isfinite(mni.get_fdata()).all() and mni.get_fdata().max() > 0
+    rows = (folder / "sub-001_desc-unet_roi.csv").read_text().splitlines()
+    assert rows[0] == "label,region,mean_suvr,std_suvr,volume_ml" and len(rows) == 117
+    assert "Precuneus_L" in rows[67]
+    page = (folder / "sub-001_desc-unet_report.html").read_text()
+    assert "data:image/png;base64," in page and "Research use only" in page
+    record = json.loads((folder / "sub-001_desc-unet_synthesis.json").read_text())
+    assert record["model"]["sha256"] and record["metrics_vs_reference"]["data_range"] > 0
+    assert {"model", "preprocess.registration", "write"} <= set(record["timings_s"])
+
+
+def test_refuses_to_overwrite_and_age_is_noted(synthesized):
+    out, _, _, args = synthesized
+    again = runner.invoke(app, [*args, "--age", "70"])
+    assert again.exit_code == 1
+    assert "does not use age" in again.output and "--overwrite" in again.output
+
+
+def test_bad_inputs(tmp_path, weights, tiny_path):
+    unknown = runner.invoke(app, ["synthesize", str(tiny_path), "--model", "dual-glo"])
+    assert unknown.exit_code == 2 and "unknown model 'dual-glo'" in unknown.output
+    broken = tmp_path / "unet.pt"
+    broken.write_bytes(weights.read_bytes()[:1000])
+    (tmp_path / "unet.json").write_text(weights.with_suffix(".json").read_text())
+    corrupt = runner.invoke(app, ["synthesize", str(tiny_path), "--weights", str(broken), "-o", str(tmp_path / "o")])
+    assert corrupt.exit_code == 2 and "does not match its model card" in corrupt.output
+    missing = runner.invoke(app, ["synthesize", str(tmp_path / "nope.nii.gz"), "--weights", str(weights)])
+    assert missing.exit_code == 1 and "file not found" in missing.output
+    old = runner.invoke(app, ["synthesize", str(tiny_path), "--weights", str(weights), "--age", "150"])
+    assert old.exit_code == 1 and "outside 30-100" in old.output
+    assert "Traceback" not in unknown.output + corrupt.output + missing.output + old.output
