@@ -58,14 +58,16 @@ def resolved_temperature(options: SynthesisOptions) -> float:
     return 0.0 if options.samples == 1 else 0.7
 
 
-def output_paths(out_dir: Path, subject_id: str, model: str) -> dict[str, Path]:
+def output_paths(out_dir: Path, subject_id: str, model: str, age: float | None = None) -> dict[str, Path]:
+    """Files of one synthesis; with an age series each age gets its own (``_age-70``)."""
     folder = Path(out_dir) / subject_id
-    stem = f"{subject_id}_desc-{model}"
+    tag = "" if age is None else f"_age-{age:g}"
+    stem = f"{subject_id}{tag}_desc-{model}"
     return {
-        "pet_native": folder / f"{subject_id}_space-T1w_desc-{model}_pet.nii.gz",
-        "pet_mni": folder / f"{subject_id}_space-MNI152_desc-{model}_pet.nii.gz",
-        "std_native": folder / f"{subject_id}_space-T1w_desc-{model}std_pet.nii.gz",
-        "std_mni": folder / f"{subject_id}_space-MNI152_desc-{model}std_pet.nii.gz",
+        "pet_native": folder / f"{subject_id}{tag}_space-T1w_desc-{model}_pet.nii.gz",
+        "pet_mni": folder / f"{subject_id}{tag}_space-MNI152_desc-{model}_pet.nii.gz",
+        "std_native": folder / f"{subject_id}{tag}_space-T1w_desc-{model}std_pet.nii.gz",
+        "std_mni": folder / f"{subject_id}{tag}_space-MNI152_desc-{model}std_pet.nii.gz",
         "roi_csv": folder / f"{stem}_roi.csv",
         "report_png": folder / f"{stem}_report.png",
         "report_html": folder / f"{stem}_report.html",
@@ -73,48 +75,96 @@ def output_paths(out_dir: Path, subject_id: str, model: str) -> dict[str, Path]:
     }
 
 
-def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
+def age_series_paths(out_dir: Path, subject_id: str, model: str) -> dict[str, Path]:
+    folder = Path(out_dir) / subject_id
+    return {
+        "csv": folder / f"{subject_id}_desc-{model}_agecurve.csv",
+        "png": folder / f"{subject_id}_desc-{model}_agecurve.png",
+    }
+
+
+def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: list[float] | None = None) -> dict:
     """Raw T1 -> preprocess -> model -> PET (SUVR) in native and MNI space, ROI CSV, report, provenance.
 
     ``subject`` is a :class:`~mri2pet_cli.subjects.SubjectInput` (its ``pet`` is used as the reference).
+    ``ages`` (two or more, age-conditioned models): one PET per age from one preprocessing, and a plot
+    of mean SUVR against age in key AAL regions. Returns the record of the last PET written, with
+    ``age_series`` added for a series.
     """
-    from .atlas import template_maps
-    from .evaluation import predict, resolve_device
-    from .metrics import image_metrics
-    from .preprocess import grid_to_native, preprocess, to_suvr
-    from .report import montage, roi_table, synthesis_panels, write_html, write_roi_csv
+    from .evaluation import resolve_device
+    from .preprocess import preprocess
 
     sid = subject.subject_id
-    check_age(subject.age, options.model, sid)
-    paths = output_paths(Path(out_dir), sid, options.model)
-    sampled = options.samples > 1
-    for key, path in paths.items():
-        if sampled or not key.startswith("std"):
+    series = [float(a) for a in ages] if ages and len(ages) > 1 else None
+    out_dir = Path(out_dir)
+    for age in series or [subject.age]:
+        check_age(age, options.model, sid)
+        tag_age = age if series else None
+        for key, path in output_paths(out_dir, sid, options.model, tag_age).items():
+            if options.samples > 1 or not key.startswith("std"):
+                check_writable(path, options.overwrite)
+    if series:
+        from .models.registry import get_model_info
+
+        if get_model_info(options.model).conditioning != "age":
+            raise Mri2PetError(f"model {options.model} does not use age: an age series needs an age-conditioned model")
+        for path in age_series_paths(out_dir, sid, options.model).values():
             check_writable(path, options.overwrite)
     timings: dict[str, float] = {}
     clock = time.perf_counter()
-    model, card, files = cached_model(options.model, options.weights)
+    loaded = cached_model(options.model, options.weights)
     timings["load_model"] = time.perf_counter() - clock
-
     try:
         pre = preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip)
     except Mri2PetError as exc:
         exc.message = exc.message if sid in exc.message else f"{sid}: {exc.message}"
         raise
     timings.update({f"preprocess.{k}": v for k, v in pre.timings.items()})
-
-    clock = time.perf_counter()
     device = resolve_device(options.device)
-    age = None if subject.age is None else np.array([subject.age], dtype=np.float32)
+    if not series:
+        return _synthesize_one(subject, pre, loaded, out_dir, options, device, subject.age, None, timings)
+    records, means = [], []
+    for age in series:
+        record = _synthesize_one(subject, pre, loaded, out_dir, options, device, age, age, dict(timings))
+        records.append(record)
+        means.append(record["key_regions_suvr"])
+    paths = age_series_paths(out_dir, sid, options.model)
+    _write_age_curve(series, means, paths, f"{sid}: synthetic PET against age ({options.model})", options.overwrite)
+    result = dict(records[-1])
+    result["age_series"] = {"ages": series, "key_regions_suvr": means, "files": {k: str(v) for k, v in paths.items()}}
+    return result
+
+
+KEY_REGIONS = {
+    "posterior cingulate": ("Cingulum_Post",),
+    "precuneus": ("Precuneus",),
+    "frontal": ("Frontal_Sup", "Frontal_Mid", "Frontal_Sup_Medial"),
+    "temporal": ("Temporal_Mid", "Temporal_Inf"),
+}
+
+
+def _synthesize_one(subject, pre, loaded, out_dir, options, device, age, tag_age, timings) -> dict:
+    from .atlas import mean_in_labels, region_labels, template_maps
+    from .evaluation import predict
+    from .metrics import image_metrics
+    from .preprocess import grid_to_native, to_suvr
+    from .report import montage, roi_table, synthesis_panels, write_html, write_roi_csv
+
+    model, card, files = loaded
+    sid = subject.subject_id
+    paths = output_paths(out_dir, sid, options.model, tag_age)
+    sampled = options.samples > 1
+    temperature = resolved_temperature(options)
+    clock = time.perf_counter()
     mean, std = predict(
         model,
         pre.t1[None],
         pre.mask[None].astype(np.float32),
-        age,
+        None if age is None else np.array([age], dtype=np.float32),
         device=device,
         precision=options.precision,
         samples=options.samples,
-        temperature=resolved_temperature(options),
+        temperature=temperature,
         seed=options.seed,
     )
     pet, level = to_suvr(np.where(pre.mask, mean[0], 0.0), pre.grid, pre.mask)
@@ -133,15 +183,16 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
     rows = roi_table(pet, labels, pre.mask, pre.grid)
     write_roi_csv(rows, paths["roi_csv"], overwrite=options.overwrite)
     metrics = image_metrics(pre.pet, pet, pre.mask) if pre.pet is not None else None
-    title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {subject.age:g}" if subject.age else "")
+    title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {age:g}" if age is not None else "")
     montage(synthesis_panels(pre.t1, pet, pre.mask, pre.pet, std_grid), pre.grid, title, paths["report_png"])
     timings["write"] = time.perf_counter() - clock
+    inside = labels * pre.mask
     record = {
         "tool": "mri2pet",
         "version": __version__,
         "subject_id": sid,
         "inputs": {"t1": str(subject.t1), "reference_pet": None if subject.pet is None else str(subject.pet)},
-        "age": subject.age,
+        "age": age,
         "model": {
             "name": options.model,
             "weights": str(files.weights),
@@ -151,7 +202,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
         },
         "options": {
             "samples": options.samples,
-            "temperature": options.temperature,
+            "temperature": temperature,
             "seed": options.seed,
             "precision": options.precision,
             "skull_strip": options.skull_strip,
@@ -161,6 +212,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
         "units": "SUVR (cerebellar cortex reference, re-normalised after the model)",
         "preprocessing_checks": pre.checks,
         "metrics_vs_reference": metrics,
+        "key_regions_suvr": {k: mean_in_labels(pet, inside, region_labels(v)) for k, v in KEY_REGIONS.items()},
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": {k: str(v) for k, v in paths.items() if sampled or not k.startswith("std")},
     }
@@ -174,6 +226,24 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions) -> dict:
     )
     write_text_atomic(json.dumps(record, indent=2, default=float), paths["record"], overwrite=options.overwrite)
     return record
+
+
+def _write_age_curve(ages: list[float], means: list[dict], paths: dict[str, Path], title: str, overwrite: bool):
+    from .figures import _pyplot, save_figure
+
+    regions = list(means[0])
+    lines = ["age," + ",".join(r.replace(" ", "_") for r in regions)]
+    lines += [f"{a:g}," + ",".join(f"{m[r]:.4f}" for r in regions) for a, m in zip(ages, means)]
+    write_text_atomic("\n".join(lines) + "\n", paths["csv"], overwrite=overwrite)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for region in regions:
+        ax.plot(ages, [m[region] for m in means], marker="o", label=region)
+    ax.set_xlabel("age (years)")
+    ax.set_ylabel("mean SUVR")
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    save_figure(fig, paths["png"])
 
 
 def evaluate(

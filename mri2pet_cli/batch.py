@@ -17,6 +17,24 @@ class BatchResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
+def limit_threads(threads: int) -> None:
+    """Give each worker process its share of the cores (torch, SimpleITK, BLAS) instead of all of them."""
+    import os
+
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import SimpleITK as sitk
+    import torch
+
+    torch.set_num_threads(threads)
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+
+def worker_threads(jobs: int) -> int:
+    import os
+
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _call(func: Callable, item: Any) -> tuple[bool, Any]:
     try:
         return True, func(item)
@@ -34,7 +52,9 @@ def run_batch(
     result = BatchResult()
     with tracked(label, len(items)) as advance:
         if jobs > 1 and len(items) > 1:
-            with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with ProcessPoolExecutor(
+                max_workers=jobs, initializer=limit_threads, initargs=(worker_threads(jobs),)
+            ) as pool:
                 futures = {pool.submit(_call, func, item): key(item) for item in items}
                 for future in as_completed(futures):
                     ok, value = future.result()

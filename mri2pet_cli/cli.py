@@ -293,7 +293,10 @@ def synthesize(
         "mri2pet-out"
     ),
     model: Annotated[str, typer.Option(help="Registered model name (see `mri2pet models list`).")] = "unet",
-    age: Annotated[float | None, typer.Option(help="Age in years (one T1 only; a TSV gives one per subject).")] = None,
+    age: Annotated[
+        list[float] | None,
+        typer.Option(help="Age in years (one T1; a TSV gives one per subject). Repeat for an age series."),
+    ] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights file (.pt) with its card (.json) beside it.")] = None,
     reference_pet: Annotated[
         Path | None, typer.Option(help="Real PET of the same subject: adds the error map and metrics.")
@@ -324,8 +327,13 @@ def synthesize(
 
     info = get_model_info(model)
     cached_model(model, None if weights is None else str(weights))  # checks the weights once, up front
-    subjects = find_subjects(inputs, pet=reference_pet, with_pet=use_dataset_pet, age=age)
-    if info.conditioning == "none" and any(s.age is not None for s in subjects):
+    ages = age or []
+    subjects = find_subjects(
+        inputs, pet=reference_pet, with_pet=use_dataset_pet, age=ages[0] if len(ages) == 1 else None
+    )
+    if len(ages) > 1 and len(subjects) != 1:
+        raise Mri2PetError(f"an age series (--age given {len(ages)} times) goes with exactly one T1")
+    if info.conditioning == "none" and (ages or any(s.age is not None for s in subjects)):
         err_console.print(f"note: model {model} does not use age; --age is recorded but has no effect")
     console.print(f"device: {resolve_device(device)}")
     options = SynthesisOptions(
@@ -338,13 +346,15 @@ def synthesize(
         seed=seed,
         overwrite=overwrite,
     )
-    work = functools.partial(run_synthesis, out_dir=out_dir, options=options)
+    work = functools.partial(run_synthesis, out_dir=out_dir, options=options, ages=ages if len(ages) > 1 else None)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="synthesizing")
     for sid, record in sorted(result.done.items()):
         metrics = record["metrics_vs_reference"]
         extra = f", vs reference: MAE {metrics['mae']:.3f}, r {metrics['pearson_r']:.3f}" if metrics else ""
         total = sum(v for k, v in record["timings_s"].items() if not k.endswith("total"))
         console.print(f"{sid}: {record['outputs']['pet_native']} ({total:.1f} s{extra})")
+        if "age_series" in record:
+            console.print(f"{sid}: age series {record['age_series']['ages']} -> {record['age_series']['files']['png']}")
     finish_batch(result.failed, len(subjects), out_dir)
 
 

@@ -75,3 +75,27 @@ def test_bad_inputs(tmp_path, weights, tiny_path):
     old = runner.invoke(app, ["synthesize", str(tiny_path), "--weights", str(weights), "--age", "150"])
     assert old.exit_code == 1 and "outside 30-100" in old.output
     assert "Traceback" not in unknown.output + corrupt.output + missing.output + old.output
+
+
+def test_dual_glow_age_series_with_uncertainty(simulated_cohort, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    model = build_model("dual-glow", {"levels": 2, "steps": 1, "hidden": 4, "relation_hidden": 4, "age_embedding": 4})
+    with torch.no_grad():  # off the identity initialisation, so that age and samples matter
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    weights = save_weights(model, tmp_path / "w", {"version": "test"}).weights
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    args = ["synthesize", str(t1), "--model", "dual-glow", "--weights", str(weights), "-o", str(tmp_path / "o")]
+    result = runner.invoke(app, [*args, "--age", "60", "--age", "85", "--samples", "2"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "o" / "sub-001"
+    young = nib.load(str(folder / "sub-001_age-60_space-MNI152_desc-dual-glow_pet.nii.gz")).get_fdata()
+    old = nib.load(str(folder / "sub-001_age-85_space-MNI152_desc-dual-glow_pet.nii.gz")).get_fdata()
+    assert not np.allclose(young, old)
+    std = nib.load(str(folder / "sub-001_age-60_space-T1w_desc-dual-glowstd_pet.nii.gz"))
+    assert std.get_fdata().max() > 0
+    curve = (folder / "sub-001_desc-dual-glow_agecurve.csv").read_text().splitlines()
+    assert curve[0].startswith("age,posterior_cingulate") and len(curve) == 3
+    assert (folder / "sub-001_desc-dual-glow_agecurve.png").exists()
