@@ -37,7 +37,8 @@ def subject_figures(folder: Path, row: dict) -> dict:
     labels = np.asarray(nib.load(str(paths["truth_labels"])).dataobj)
     ref = mean_in_labels(pet, labels, reference_labels())
     truth = json.loads(paths["truth_json"].read_text())
-    disk = sum(p.stat().st_size for p in paths.values()) + sum(
+    truth_dir = paths["truth_json"].parent
+    disk = sum(p.stat().st_size for p in truth_dir.rglob("*") if p.is_file()) + sum(
         p.stat().st_size for p in (folder / row["participant_id"]).rglob("*") if p.is_file()
     )
     return {
@@ -46,6 +47,7 @@ def subject_figures(folder: Path, row: dict) -> dict:
         "ad_suvr": mean_in_labels(pet, labels, region_labels(AD_PATTERN_REGIONS)) / ref,
         "frontal_suvr": mean_in_labels(pet, labels, region_labels(FRONTAL_REGIONS)) / ref,
         "gm_ml": truth["gm_volume_ml"],
+        "gm_ml_head_size_corrected": truth["gm_volume_ml"] / truth["subject"]["head_scale"] ** 3,
         "ventricles_ml": truth["ventricle_volume_ml"],
         "disk_mb": disk / 1e6,
     }
@@ -108,6 +110,10 @@ def main() -> None:
         zip(("slope", "r"), (s * 10 if i == 0 else s for i, s in enumerate(slope(age, gm))))
     )
     out["gm_volume_ml_mean"] = float(gm.mean())
+    gm_corrected = np.array([r["gm_ml_head_size_corrected"] for r in rows])
+    out["gm_volume_head_size_corrected_ml_per_decade"] = dict(
+        zip(("slope", "r"), (s * 10 if i == 0 else s for i, s in enumerate(slope(age, gm_corrected))))
+    )
 
     print(json.dumps(out, indent=2))
     (args.folder / "simulation_figures.json").write_text(json.dumps(out, indent=2))

@@ -133,7 +133,7 @@ def check_registration(checks: dict, name: str) -> None:
     if problems:
         raise ProcessingError(
             f"{name}: registration to MNI failed: " + "; ".join(problems),
-            hint="is this a T1-weighted head MRI? check the QC picture",
+            hint="is this a T1-weighted head MRI?",
         )
 
 

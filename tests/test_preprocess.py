@@ -147,3 +147,10 @@ def test_run_batch_keeps_failures():
     result = run_batch(work, [1, 2, 3, 4], key=str)
     assert result.done == {"2": 20, "4": 40}
     assert result.failed == {"1": "item 1 is odd", "3": "item 3 is odd"}
+
+
+@pytest.mark.slow
+def test_a_pet_given_as_t1_fails_the_registration_check(simulated_cohort):
+    pet = simulated_cohort / "sub-001" / "pet" / "sub-001_pet.nii.gz"
+    with pytest.raises(ProcessingError, match="registration to MNI failed: correlation with the MNI T1"):
+        preprocess(pet)
