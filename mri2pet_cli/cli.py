@@ -282,7 +282,7 @@ def print_metrics_table(summary: dict) -> None:
             f"{metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}" for m in ("mae", "psnr", "ssim", "ms_ssim", "pearson_r")
         ]
         table.add_row(name, *cells)
-    console.print(table, soft_wrap=True)
+    console.print(table, width=max(console.width, 120))
 
 
 @app.command()
