@@ -229,13 +229,13 @@ def _synthesize_one(subject, pre, loaded, out_dir, options, device, age, tag_age
 
 
 def _write_age_curve(ages: list[float], means: list[dict], paths: dict[str, Path], title: str, overwrite: bool):
-    from .figures import _pyplot, save_figure
+    from .figures import pyplot, save_figure
 
     regions = list(means[0])
     lines = ["age," + ",".join(r.replace(" ", "_") for r in regions)]
     lines += [f"{a:g}," + ",".join(f"{m[r]:.4f}" for r in regions) for a, m in zip(ages, means)]
     write_text_atomic("\n".join(lines) + "\n", paths["csv"], overwrite=overwrite)
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for region in regions:
         ax.plot(ages, [m[region] for m in means], marker="o", label=region)
@@ -312,9 +312,9 @@ def evaluate(
 
 
 def _boxplot(per_subject: dict[str, list[dict]], path: Path) -> None:
-    from .figures import _pyplot, save_figure
+    from .figures import pyplot, save_figure
 
-    plt = _pyplot()
+    plt = pyplot()
     metrics = ("mae", "psnr", "ssim", "pearson_r")
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 4))
     names = list(per_subject)

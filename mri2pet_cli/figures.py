@@ -12,7 +12,7 @@ import numpy as np
 from .grid import ModelGrid
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,7 +21,7 @@ def _pyplot():
     return plt
 
 
-def _planes(volume: np.ndarray, center: tuple[int, int, int]) -> list[np.ndarray]:
+def planes(volume: np.ndarray, center: tuple[int, int, int]) -> list[np.ndarray]:
     """Sagittal, coronal, axial slices through ``center``, transposed for display (RAS grid)."""
     i, j, k = center
     return [volume[i].T, volume[:, j].T, volume[:, :, k].T]
@@ -33,7 +33,7 @@ def save_figure(fig, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "wb") as fh:
         fh.write(buffer.getvalue())
@@ -44,12 +44,12 @@ def save_figure(fig, path: str | Path) -> Path:
 
 def registration_qc(t1: np.ndarray, template_mask: np.ndarray, grid: ModelGrid, title: str, path: str | Path) -> Path:
     """Three planes of the registered T1 with the MNI brain outline in red over it."""
-    plt = _pyplot()
-    center = _mni_voxel(grid, (0.0, -18.0, 12.0))
+    plt = pyplot()
+    center = mni_voxel(grid, (0.0, -18.0, 12.0))
     fig, axes = plt.subplots(1, 3, figsize=(12, 4.4))
     vmax = float(np.percentile(t1[t1 > 0], 99.5)) if np.any(t1 > 0) else 1.0
     for ax, img, outline, name in zip(
-        axes, _planes(t1, center), _planes(template_mask.astype(float), center), ("sagittal", "coronal", "axial")
+        axes, planes(t1, center), planes(template_mask.astype(float), center), ("sagittal", "coronal", "axial")
     ):
         ax.imshow(img, origin="lower", cmap="gray", vmin=0, vmax=vmax)
         ax.contour(outline, levels=[0.5], colors="red", linewidths=0.8)
@@ -59,6 +59,6 @@ def registration_qc(t1: np.ndarray, template_mask: np.ndarray, grid: ModelGrid, 
     return save_figure(fig, path)
 
 
-def _mni_voxel(grid: ModelGrid, mni_mm: tuple[float, float, float]) -> tuple[int, int, int]:
+def mni_voxel(grid: ModelGrid, mni_mm: tuple[float, float, float]) -> tuple[int, int, int]:
     idx = np.linalg.inv(grid.affine) @ np.append(np.asarray(mni_mm), 1.0)
     return tuple(int(np.clip(round(v), 0, s - 1)) for v, s in zip(idx[:3], grid.shape))  # type: ignore[return-value]

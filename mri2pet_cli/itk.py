@@ -91,42 +91,34 @@ def _method(bins: int = 32, sampling: float = 0.15) -> sitk.ImageRegistrationMet
     return method
 
 
-def register_affine(
-    fixed: sitk.Image, moving: sitk.Image, *, affine_stage: bool = True, fixed_mask: sitk.Image | None = None
-) -> tuple[sitk.Transform, dict]:
+def _optimize(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, learning_rate: float, min_step: float):
+    """One multi-resolution MI stage, optimising ``transform`` in place; returns the final metric."""
+    method = _method()
+    method.SetOptimizerAsRegularStepGradientDescent(
+        learningRate=learning_rate, minStep=min_step, numberOfIterations=200, gradientMagnitudeTolerance=1e-6
+    )
+    method.SetOptimizerScalesFromPhysicalShift()
+    method.SetInitialTransform(transform, inPlace=True)
+    method.Execute(fixed, moving)
+    return float(method.GetMetricValue())
+
+
+def register_affine(fixed: sitk.Image, moving: sitk.Image, *, affine_stage: bool = True) -> tuple[sitk.Transform, dict]:
     """Rigid, then (optionally) affine registration by mutual information, multi-resolution.
 
     Both images are first brought to about 2 mm. Returns the transform
     (fixed LPS point -> moving LPS point) and the final metric values.
     """
     fixed, moving = coarsen(fixed), coarsen(moving)
-    initial = sitk.CenteredTransformInitializer(
+    rigid = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
-    rigid = _method()
-    if fixed_mask is not None:
-        rigid.SetMetricFixedMask(fixed_mask)
-    rigid.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=2.0, minStep=1e-3, numberOfIterations=200, gradientMagnitudeTolerance=1e-6
-    )
-    rigid.SetOptimizerScalesFromPhysicalShift()
-    rigid.SetInitialTransform(initial, inPlace=True)
-    rigid.Execute(fixed, moving)
-    info = {"rigid_metric": float(rigid.GetMetricValue())}
+    info = {"rigid_metric": _optimize(fixed, moving, rigid, learning_rate=2.0, min_step=1e-3)}
     if not affine_stage:
-        return initial, info
+        return rigid, info
     affine = sitk.AffineTransform(3)
-    affine.SetCenter(initial.GetCenter())
-    affine.SetMatrix(initial.GetMatrix())
-    affine.SetTranslation(initial.GetTranslation())
-    method = _method()
-    if fixed_mask is not None:
-        method.SetMetricFixedMask(fixed_mask)
-    method.SetOptimizerAsRegularStepGradientDescent(
-        learningRate=1.0, minStep=1e-4, numberOfIterations=200, gradientMagnitudeTolerance=1e-6
-    )
-    method.SetOptimizerScalesFromPhysicalShift()
-    method.SetInitialTransform(affine, inPlace=True)
-    method.Execute(fixed, moving)
-    info["affine_metric"] = float(method.GetMetricValue())
+    affine.SetCenter(rigid.GetCenter())
+    affine.SetMatrix(rigid.GetMatrix())
+    affine.SetTranslation(rigid.GetTranslation())
+    info["affine_metric"] = _optimize(fixed, moving, affine, learning_rate=1.0, min_step=1e-4)
     return affine, info

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .atlas import aal_names
-from .figures import _mni_voxel, _planes, _pyplot, save_figure
+from .figures import mni_voxel, planes, pyplot, save_figure
 from .grid import ModelGrid
 from .io import write_text_atomic
 
@@ -41,11 +41,11 @@ def write_roi_csv(rows: list[dict], path: Path, *, overwrite: bool) -> Path:
 
 def montage(panels: list[tuple[str, np.ndarray, str, tuple[float, float]]], grid: ModelGrid, title: str, path: Path):
     """Rows of (name, volume, colormap, (vmin, vmax)) in three planes through the brain centre."""
-    plt = _pyplot()
-    center = _mni_voxel(grid, (0.0, -18.0, 12.0))
+    plt = pyplot()
+    center = mni_voxel(grid, (0.0, -18.0, 12.0))
     fig, axes = plt.subplots(len(panels), 3, figsize=(10, 3.2 * len(panels)), squeeze=False)
     for row, (name, volume, cmap, (vmin, vmax)) in enumerate(panels):
-        for col, (img, plane) in enumerate(zip(_planes(volume, center), ("sagittal", "coronal", "axial"))):
+        for col, (img, plane) in enumerate(zip(planes(volume, center), ("sagittal", "coronal", "axial"))):
             ax = axes[row, col]
             shown = ax.imshow(img, origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
             ax.axis("off")
