@@ -189,6 +189,7 @@ def preprocess(
         clock = now
 
     native = load_volume(t1_path, what="T1")
+    pet_img = None if pet_path is None else load_pet_overlapping(pet_path, native)
     ras = nib.as_closest_canonical(native)
     data = np.asarray(ras.dataobj, dtype=np.float32)
     data = np.maximum(data - np.percentile(data, 0.5), 0.0)
@@ -249,24 +250,28 @@ def preprocess(
         timings=timings,
     )
     if pet_path is not None:
-        _add_pet(result, pet_path, corrected * mask, ras.affine)
+        _add_pet(result, pet_img, str(pet_path), corrected * mask, ras.affine)
         timings["pet"] = round(time.perf_counter() - clock, 3)
     timings["total"] = round(sum(v for k, v in timings.items() if k != "total"), 3)
     return result
 
 
-def _add_pet(result: Preprocessed, pet_path: str | Path, t1_brain: np.ndarray, t1_affine: np.ndarray) -> None:
-    """Rigid PET -> T1 coregistration, then onto the grid in SUVR."""
-    name = str(pet_path)
+def load_pet_overlapping(pet_path: str | Path, t1: nib.Nifti1Image) -> nib.Nifti1Image:
+    """Load the PET (RAS) and check, before any work, that its field of view holds the T1's centre."""
     pet_img = nib.as_closest_canonical(load_volume(pet_path, what="PET"))
-    pet = np.maximum(np.asarray(pet_img.dataobj, dtype=np.float32), 0.0)
-    # the two fields of view must overlap before a registration can make sense
-    brain_center = t1_affine[:3] @ np.append(np.argwhere(t1_brain > 0).mean(axis=0), 1.0)
-    pet_vox = np.linalg.inv(pet_img.affine) @ np.append(brain_center, 1.0)
-    if np.any(pet_vox[:3] < -0.1 * np.asarray(pet.shape)) or np.any(pet_vox[:3] > 1.1 * np.asarray(pet.shape)):
+    t1_center = t1.affine @ np.append((np.asarray(t1.shape) - 1) / 2.0, 1.0)
+    pet_vox = np.linalg.inv(pet_img.affine) @ t1_center
+    shape = np.asarray(pet_img.shape, dtype=float)
+    if np.any(pet_vox[:3] < -0.1 * shape) or np.any(pet_vox[:3] > 1.1 * shape):
         raise ProcessingError(
-            f"{name}: the PET field of view does not overlap the T1's brain", hint="is it this subject's PET?"
+            f"{pet_path}: the PET field of view does not overlap the T1's", hint="is it this subject's PET?"
         )
+    return pet_img
+
+
+def _add_pet(result: Preprocessed, pet_img: nib.Nifti1Image, name: str, t1_brain: np.ndarray, t1_affine) -> None:
+    """Rigid PET -> T1 coregistration, then onto the grid in SUVR."""
+    pet = np.maximum(np.asarray(pet_img.dataobj, dtype=np.float32), 0.0)
     fixed = to_sitk(t1_brain, t1_affine)
     moving = to_sitk(pet, pet_img.affine)
     transform, info = register_affine(fixed, moving, affine_stage=False)
