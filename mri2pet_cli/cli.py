@@ -204,7 +204,8 @@ def train(
     out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Run folder (checkpoints, split, logs).")],
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     batch_size: Annotated[int, typer.Option(min=1)] = 2,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    lr: Annotated[float, typer.Option(help="Learning rate (start of the schedule).")] = 1e-3,
+    schedule: Annotated[str, typer.Option(help="cosine (lr down to 0 over the epochs) | constant")] = "cosine",
     seed: Annotated[int, typer.Option()] = 0,
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16")] = "auto",
@@ -228,6 +229,8 @@ def train(
 
     if precision not in ("auto", "fp32", "bf16"):
         raise Mri2PetError(f"unknown precision {precision!r}", hint="auto, fp32 or bf16")
+    if schedule not in ("cosine", "constant"):
+        raise Mri2PetError(f"unknown schedule {schedule!r}", hint="cosine or constant")
     try:
         model_config = json.loads(config) if config else {}
     except json.JSONDecodeError as exc:
@@ -244,6 +247,7 @@ def train(
         device=device,
         precision=precision,
         augment=not no_augment,
+        schedule=schedule,
         jobs=jobs,
         model_config=model_config,
     )

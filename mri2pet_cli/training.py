@@ -32,6 +32,7 @@ class TrainOptions:
     val_fraction: float = 0.125
     test_fraction: float = 0.125
     augment: bool = True
+    schedule: str = "cosine"  # cosine: learning rate from lr down to 0 over the epochs; constant
     jobs: int = 1
     model_config: dict = field(default_factory=dict)
 
@@ -62,6 +63,13 @@ def augment_batch(batch: dict, rng: np.random.Generator) -> dict:
         out[k] = torch.roll(out[k], shifts=shifts, dims=(2, 3, 4))
     out["t1"] = out["t1"] * float(rng.uniform(0.95, 1.05))
     return out
+
+
+def learning_rate(options: TrainOptions, epoch: int) -> float:
+    """The epoch's learning rate (a function of the epoch only, so a resumed run follows the same curve)."""
+    if options.schedule == "constant":
+        return options.lr
+    return options.lr * 0.5 * (1.0 + np.cos(np.pi * epoch / max(options.epochs, 1)))
 
 
 def make_batch(arrays: Arrays, index: np.ndarray, device) -> dict:
@@ -137,6 +145,9 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
 
     steps = int(np.ceil(len(train_set.ids) / options.batch_size))
     for epoch in range(start_epoch, options.epochs):
+        for opt in optimizers:
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(options, epoch)
         model.train()
         rng = np.random.default_rng([options.seed, epoch])  # per-epoch stream: a resumed run repeats it
         order = rng.permutation(len(train_set.ids))
@@ -274,6 +285,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
             "best_epoch": state["best"]["epoch"],
             "batch_size": options.batch_size,
             "learning_rate": options.lr,
+            "schedule": options.schedule,
             "precision": options.precision,
             "augmentation": "left-right flip, +-2 voxel shifts, +-5 % T1 gain" if options.augment else "none",
             "train_seconds": float(sum(h["seconds"] for h in history)),
