@@ -69,7 +69,7 @@ def learning_rate(options: TrainOptions, epoch: int) -> float:
     """The epoch's learning rate (a function of the epoch only, so a resumed run follows the same curve)."""
     if options.schedule == "constant":
         return options.lr
-    return options.lr * 0.5 * (1.0 + np.cos(np.pi * epoch / max(options.epochs, 1)))
+    return float(options.lr * 0.5 * (1.0 + np.cos(np.pi * epoch / max(options.epochs, 1))))
 
 
 def make_batch(arrays: Arrays, index: np.ndarray, device) -> dict:
