@@ -256,6 +256,8 @@ def train(
 
         def report(epoch: int, step: int, steps: int, logs: dict) -> None:
             text = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
+            if "val_mae" in logs:
+                console.print(f"epoch {epoch + 1}/{epochs}: validation MAE {logs['val_mae']:.4f}")
             bar.update(
                 task, total=steps * epochs, completed=epoch * steps + step, description=f"epoch {epoch + 1} {text}"
             )

@@ -176,6 +176,8 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         entry = {"epoch": epoch, **{k: v / steps for k, v in sums.items()}, "val_mae": val_mae, "seconds": seconds}
         entry["steps_per_second"] = steps / seconds
         history.append(entry)
+        with open(run_dir / "history.jsonl", "a", encoding="utf-8") as log:
+            log.write(json.dumps(entry) + "\n")
         if val_mae < best["val_mae"]:
             best = {"val_mae": val_mae, "epoch": epoch}
             _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "best.pt")
