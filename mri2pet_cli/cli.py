@@ -288,7 +288,9 @@ def print_metrics_table(summary: dict) -> None:
             f"{metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}" for m in ("mae", "psnr", "ssim", "ms_ssim", "pearson_r")
         ]
         table.add_row(name, *cells)
-    console.print(table, width=max(console.width, 120))
+    from rich.console import Console
+
+    Console(width=max(console.width, 130), highlight=False).print(table)  # never squeeze the numbers
 
 
 @app.command()
