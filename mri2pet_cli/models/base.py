@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
+
 import torch
 from torch import nn
 
 
-class Synthesizer(nn.Module):
+class Synthesizer(nn.Module, metaclass=ABCMeta):
     """A T1 -> PET model on the model grid.
 
     Inputs are batches of the preprocessed T1 (WM = 1, zero outside the brain), the brain mask and,
@@ -15,17 +17,18 @@ class Synthesizer(nn.Module):
 
     name: str = ""
 
+    @abstractmethod
     def config(self) -> dict:
         """Keyword arguments that rebuild this model (stored with the weights)."""
-        raise NotImplementedError  # every registered model overrides this
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.parameters(), lr=lr)]
 
+    @abstractmethod
     def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Losses for one batch; the key "loss" is what the optimiser minimises."""
-        raise NotImplementedError  # every registered model overrides this
 
+    @abstractmethod
     def synthesize(
         self,
         t1: torch.Tensor,
@@ -37,4 +40,3 @@ class Synthesizer(nn.Module):
         generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Synthetic PET (SUVR) and, for models that sample, a voxel-wise standard deviation."""
-        raise NotImplementedError  # every registered model overrides this
