@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from .grid import ModelGrid
+from .io import write_bytes_atomic
 
 
 def pyplot():
@@ -29,17 +28,10 @@ def planes(volume: np.ndarray, center: tuple[int, int, int]) -> list[np.ndarray]
 
 def save_figure(fig, path: str | Path) -> Path:
     """Write a PNG atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
     pyplot().close(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(buffer.getvalue())
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    return write_bytes_atomic(buffer.getvalue(), path)
 
 
 def registration_qc(t1: np.ndarray, template_mask: np.ndarray, grid: ModelGrid, title: str, path: str | Path) -> Path:

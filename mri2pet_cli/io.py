@@ -6,6 +6,8 @@ import gzip
 import os
 import tempfile
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import nibabel as nib
@@ -129,33 +131,35 @@ def _default_mode() -> int:
     return 0o666 & ~umask
 
 
-def write_atomic(img: nib.Nifti1Image, path: str | Path) -> None:
-    """Save a NIfTI image through a temporary file in the same folder, then rename."""
+@contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[str]:
+    """A temporary path in the same folder; renamed onto ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = ".nii.gz" if str(path).endswith(".gz") else ".nii"
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
     os.close(fd)
     try:
-        nib.save(img, tmp)
+        yield tmp
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def write_atomic(img: nib.Nifti1Image, path: str | Path) -> None:
+    """Save a NIfTI image through a temporary file in the same folder, then rename."""
+    with atomic_path(path, suffix=".nii.gz" if str(path).endswith(".gz") else ".nii") as tmp:
+        nib.save(img, tmp)
+
+
+def write_bytes_atomic(data: bytes, path: str | Path, *, overwrite: bool = True) -> Path:
+    path = check_writable(path, overwrite)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+    return path
 
 
 def write_text_atomic(text: str, path: str | Path, *, overwrite: bool = True) -> Path:
     """Write a text file (JSON, TSV, HTML) atomically."""
-    path = check_writable(path, overwrite)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return write_bytes_atomic(text.encode("utf-8"), path, overwrite=overwrite)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +12,7 @@ import numpy as np
 from .dataset import Arrays, load_arrays, prepare_dataset, split_subjects, write_split
 from .errors import Mri2PetError, OutputExistsError
 from .evaluation import autocast, resolve_device, validation_mae
+from .io import atomic_path
 
 CHECKPOINT_FORMAT = "mri2pet-checkpoint/1"
 
@@ -40,14 +39,8 @@ class TrainOptions:
 def _save_atomic(obj, path: Path) -> None:
     import torch
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def augment_batch(batch: dict, rng: np.random.Generator) -> dict:

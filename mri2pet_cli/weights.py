@@ -13,12 +13,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import Mri2PetError
-from .io import write_text_atomic
+from .io import atomic_path, write_text_atomic
 
 WEIGHTS_FORMAT = "mri2pet-weights/1"
 WEIGHTS_ENV = "MRI2PET_WEIGHTS_DIR"
@@ -135,15 +134,8 @@ def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bo
             raise WeightsError(f"{path}: already exists", hint="pass --overwrite to replace it")
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     checkpoint = {"format": WEIGHTS_FORMAT, "model": model.name, "config": model.config(), "state_dict": state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{files.weights.name}.", dir=out_dir)
-    os.close(fd)
-    try:
+    with atomic_path(files.weights) as tmp:
         torch.save(checkpoint, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, files.weights)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     card = {
         "name": model.name,
         **card_fields,
