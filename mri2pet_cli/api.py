@@ -121,11 +121,12 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
         raise
     timings.update({f"preprocess.{k}": v for k, v in pre.timings.items()})
     device = resolve_device(options.device)
+    native_img = load_volume(subject.t1, what="T1")  # its header and affine go on the native-space PET
     if not series:
-        return _synthesize_one(subject, pre, loaded, out_dir, options, device, subject.age, None, timings)
+        return _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, subject.age, None, timings)
     records, means = [], []
     for age in series:
-        record = _synthesize_one(subject, pre, loaded, out_dir, options, device, age, age, dict(timings))
+        record = _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, age, age, dict(timings))
         records.append(record)
         means.append(record["key_regions_suvr"])
     paths = age_series_paths(out_dir, sid, options.model)
@@ -143,7 +144,7 @@ KEY_REGIONS = {
 }
 
 
-def _synthesize_one(subject, pre, loaded, out_dir, options, device, age, tag_age, timings) -> dict:
+def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, age, tag_age, timings) -> dict:
     from .atlas import mean_in_labels, region_labels, template_maps
     from .evaluation import predict
     from .metrics import image_metrics
@@ -172,7 +173,6 @@ def _synthesize_one(subject, pre, loaded, out_dir, options, device, age, tag_age
     timings["model"] = time.perf_counter() - clock
 
     clock = time.perf_counter()
-    native_img = load_volume(subject.t1, what="T1")
     grid_affine = pre.grid.affine
     save_volume(grid_to_native(pet, pre), paths["pet_native"], like=native_img, overwrite=options.overwrite)
     save_volume(pet, paths["pet_mni"], affine=grid_affine, overwrite=options.overwrite)
