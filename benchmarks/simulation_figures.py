@@ -23,12 +23,7 @@ import numpy as np
 
 from mri2pet_cli.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, reference_labels, region_labels
 from mri2pet_cli.simulate import simulate_cohort, subject_paths
-
-
-def read_participants(folder: Path) -> list[dict]:
-    lines = (folder / "participants.tsv").read_text().splitlines()
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+from mri2pet_cli.subjects import read_participants
 
 
 def subject_figures(folder: Path, row: dict) -> dict:
@@ -86,7 +81,7 @@ def main() -> None:
             "peak_rss_mb_per_process": peak_mb,
         }
 
-    rows = [subject_figures(args.folder, r) for r in read_participants(args.folder)[: args.n]]
+    rows = [subject_figures(args.folder, r) for r in list(read_participants(args.folder).values())[: args.n]]
     age = np.array([r["age"] for r in rows])
     dx = np.array([r["diagnosis"] for r in rows])
     out: dict = {"n": len(rows), "timing": timing, "disk_mb_per_subject": float(np.mean([r["disk_mb"] for r in rows]))}

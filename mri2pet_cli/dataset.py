@@ -51,13 +51,10 @@ def prepare_dataset(data_dir: str | Path, *, jobs: int = 1) -> tuple[list[Record
         raise InputImageError(f"{data_dir}: data folder not found")
     participants = read_participants(data_dir)
     failed: dict[str, str] = {}
-    if bids_subjects(data_dir):
+    raw = bids_subjects(data_dir)
+    if raw:
         cache = data_dir / CACHE
-        todo = [
-            s
-            for s in bids_subjects(data_dir)
-            if s.pet is not None and not output_paths(cache, s.subject_id)["json"].exists()
-        ]
+        todo = [s for s in raw if s.pet is not None and not output_paths(cache, s.subject_id)["json"].exists()]
         if todo:
             work = functools.partial(preprocess_and_save, out_dir=cache)
             failed = run_batch(work, todo, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing").failed
