@@ -4,8 +4,9 @@
 
 Prints and writes benchmarks/out/dualglow_figures.json:
 - age effect: per test subject, the slope (SUVR per decade) of synthetic PET against the age given
-  (60, 70, 80, 90; T1 fixed), in the AD-pattern and frontal regions, against the slope of the
-  ground-truth PET against age across the subjects of the data set;
+  (60, 70, 80, 90; T1 fixed), in the AD-pattern and frontal regions, against the simulator's ground truth:
+  the same subject re-rendered at those ages with everything else (anatomy, brain age, severity) fixed
+  (first --truth-subjects test subjects; about 5 s per rendering), and the slope across the data set;
 - uncertainty: correlation between the voxel-wise std of 8 samples (T = 0.7) and the absolute error;
 - model time on the CPU for 1 and 8 samples; bits per dimension of the test PETs;
 - age information per latent level: cross-validated R^2 of a ridge regression from the average-pooled
@@ -46,11 +47,37 @@ def per_decade(x, y) -> float:
     return float(np.polyfit(np.asarray(x), np.asarray(y), 1)[0] * 10)
 
 
+def true_age_slopes(data: Path, subject_ids: list[str], labels: np.ndarray) -> dict[str, list[float]]:
+    """Slope of the simulator's noise-free PET (SUVR, model grid) when only chronological age changes."""
+    from dataclasses import replace
+
+    from mri2pet_cli.preprocess import to_suvr
+    from mri2pet_cli.resample import resample
+    from mri2pet_cli.simulate import SIM_GRID, draw_subject, render_subject
+
+    seed = json.loads((data / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"]
+    grid = default_grid()
+    slopes: dict[str, list[float]] = {"ad_pattern": [], "frontal": []}
+    for subject_id in subject_ids:
+        subject = draw_subject(seed, int(subject_id.split("-")[1]) - 1)
+        means = []
+        for age in AGES:
+            volumes = render_subject(replace(subject, age=age))
+            pet = resample(volumes.pet_mni, SIM_GRID.affine, grid.shape, grid.affine, order=1, antialias=True)
+            brain = resample(volumes.brain.astype(np.float32), SIM_GRID.affine, grid.shape, grid.affine) > 0.5
+            suvr, _ = to_suvr(pet, grid, brain)
+            means.append(region_means(suvr, brain, labels))
+        for region in slopes:
+            slopes[region].append(per_decade(AGES, [m[region] for m in means]))
+    return slopes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--max-subjects", type=int, default=25)
+    parser.add_argument("--truth-subjects", type=int, default=5)
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -74,10 +101,14 @@ def main() -> None:
                 synthetic[region].append(per_decade(AGES, [m[region] for m in means]))
         truth = [region_means(everyone.pet[i], everyone.mask[i], labels) for i in range(len(everyone.ids))]
         known = np.isfinite(everyone.age)
+        truth_within = true_age_slopes(args.data, test.ids[: args.truth_subjects], labels)
         out["age_slope_suvr_per_decade"] = {
             region: {
                 "synthetic_within_subject_mean": float(np.mean(synthetic[region])),
                 "synthetic_within_subject_sd": float(np.std(synthetic[region])),
+                "truth_within_subject_mean": float(np.mean(truth_within[region])),
+                "truth_within_subject_sd": float(np.std(truth_within[region])),
+                "truth_subjects": len(truth_within[region]),
                 "truth_across_subjects": per_decade(
                     everyone.age[known], [t[region] for t, k in zip(truth, known) if k]
                 ),

@@ -135,6 +135,9 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         for opt, opt_state in zip(optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+    else:
+        volumes = (train_set.t1, train_set.pet, train_set.mask)
+        model.fit_data_statistics(*(torch.from_numpy(v[:, None]).to(device) for v in volumes))
 
     steps = int(np.ceil(len(train_set.ids) / options.batch_size))
     for epoch in range(start_epoch, options.epochs):
@@ -295,6 +298,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
             "models": metrics,
         },
         "model_seconds_per_subject_cpu": seconds,
+        **({"model_notes": model.card_notes()} if model.card_notes() else {}),
         "limitations": (
             "Trained and tested on simulated data only: the numbers say the code works, not how the model "
             "does on patients. Validate on your own paired data before any use."

@@ -4,6 +4,7 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
+from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.models.dualglow import DualGlow
 from mri2pet_cli.models.flows import (
     ActNorm,
@@ -84,6 +85,18 @@ def test_multiscale_flow_inverse_and_logdet():
     torch.testing.assert_close(logdet[0], expected, atol=1e-7, rtol=1e-7)
 
 
+def test_flow_stays_float32_and_invertible_under_bf16_autocast():
+    """Only the coupling networks run in bf16; the latents are float32 and the inverse exact to float32."""
+    flow = randomize(MultiScaleFlow(1, levels=2, steps=2, hidden=8)).float().eval()
+    x = torch.randn(1, 1, 8, 8, 8, dtype=torch.float32)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        latents, logdet = flow(x)
+        assert all(z.dtype == torch.float32 for z in latents) and logdet.dtype == torch.float32
+        back = flow.inverse(latents)
+    assert back.dtype == torch.float32
+    torch.testing.assert_close(back, x, atol=1e-4, rtol=1e-4)
+
+
 def tiny_dual_glow() -> DualGlow:
     torch.manual_seed(0)
     return randomize(DualGlow(levels=2, steps=2, hidden=8, relation_hidden=8, age_embedding=4)).double().eval()
@@ -114,12 +127,30 @@ def test_dual_glow_sampling_at_zero_temperature_inverts_the_prior_mean():
     model = tiny_dual_glow()
     t1 = torch.rand(1, 1, 8, 8, 8)
     mask = torch.ones_like(t1)
+    model.fit_data_statistics(torch.rand(3, 1, 8, 8, 8), 2 * torch.rand(3, 1, 8, 8, 8), torch.ones(3, 1, 8, 8, 8))
     pet, _ = model.synthesize(t1, mask, torch.tensor([70.0]), samples=1, temperature=0.0)
-    z_m, _ = model.flow_m(model._to_flow(t1, model.t1_scale, dequantize=False))
+    z_m, _ = model.flow_m(model._to_flow(t1, model.t1_mean, model.t1_scale, dequantize=False))
     age_vec, _ = model._age_vector(torch.tensor([70.0]), 1, t1.device, drop=False)
     priors = model._priors(z_m, age_vec)
     x_p = model.flow_p.inverse([m for m, _ in priors])
-    torch.testing.assert_close(pet, ((x_p + 0.5 - 0.5 / model.n_bins) * model.pet_scale).clamp_min(0.0))
+    expected = (x_p - 0.5 / model.n_bins) * model.pet_scale + model.pet_mean
+    torch.testing.assert_close(pet, expected.clamp_min(0.0))
+
+
+def test_untrained_dual_glow_predicts_the_mean_training_pet_and_keeps_it_in_its_weights():
+    torch.manual_seed(0)
+    model = DualGlow(levels=2, steps=2, hidden=8, relation_hidden=8, age_embedding=4).double().eval()
+    pets = 1.0 + torch.rand(4, 1, 8, 8, 8, dtype=torch.float64)
+    model.fit_data_statistics(torch.rand_like(pets), pets, torch.ones_like(pets))
+    t1, mask = torch.rand(1, 1, 8, 8, 8, dtype=torch.float64), torch.ones(1, 1, 8, 8, 8, dtype=torch.float64)
+    pet, _ = model.synthesize(t1, mask, None, temperature=0.0)
+    # couplings and priors start at zero, so the prior mean decodes to the mean PET (less half a bin)
+    torch.testing.assert_close(pet, pets.mean(0, keepdim=True) - 0.5 * model.pet_scale / model.n_bins)
+    reloaded = DualGlow(levels=2, steps=2, hidden=8, relation_hidden=8, age_embedding=4).double().eval()
+    reloaded.load_state_dict(model.state_dict())
+    torch.testing.assert_close(reloaded.synthesize(t1, mask, None, temperature=0.0)[0], pet)
+    with pytest.raises(Mri2PetError, match="grid"):
+        reloaded.synthesize(torch.rand(1, 1, 16, 8, 8, dtype=torch.float64), torch.ones(1, 1, 16, 8, 8), None)
 
 
 def test_dual_glow_loss_backpropagates_to_discriminators_with_reversal():

@@ -21,6 +21,13 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
     def config(self) -> dict:
         """Keyword arguments that rebuild this model (stored with the weights)."""
 
+    def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
+        """Called once with the training set (N, 1, D, H, W) before training starts; most models ignore it."""
+
+    def card_notes(self) -> dict:
+        """Model-specific facts for the model card (sizes, choices the paper leaves open)."""
+        return {}
+
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.parameters(), lr=lr)]
 

@@ -12,6 +12,9 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
   "classification" of a continuous age uses five bins (<60, 60-70, 70-80, 80-90, >=90).
 - Objective (eq. 12/16): -log p(z_p | z'_m, c) - log|det dz_p/dx_p| - lambda (log p(z_m) + log|det dz_m/dx_m|),
   lambda = 0.001, per dimension, with uniform dequantisation (1/256 of the scaled range).
+- Intensities (a choice; the paper leaves it open): each flow models its image minus the training-set mean
+  image (stored with the weights; a fixed shift, log-det 0), divided by a fixed scale. The prior mean then
+  decodes to the mean training PET at the start of training, and the flows learn the subject's deviation.
 - Paper size: 4 levels x 16 steps on V100s. Default here (2 CPU cores): 3 levels x 4 steps, width 32;
   ``full_size_config()`` gives the paper's.
 """
@@ -24,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import Mri2PetError
 from .base import Synthesizer
 from .flows import GradientReversal, MultiScaleFlow, ZeroConv3d, gaussian_log_prob, squeeze3d
 from .registry import register
@@ -107,19 +111,66 @@ class DualGlow(Synthesizer):
         self.unknown_age = nn.Parameter(torch.zeros(age_embedding))
         self.disc_m = nn.ModuleList([AgeDiscriminator(c, reverse=i < levels - 1) for i, c in enumerate(channels)])
         self.disc_p_top = AgeDiscriminator(channels[-1], reverse=False)
+        # mean training images on the model grid; empty until fit_data_statistics (then a constant centre)
+        self.register_buffer("t1_mean", torch.zeros(0))
+        self.register_buffer("pet_mean", torch.zeros(0))
+
+    def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
+        self.t1_mean = (t1 * mask).mean(dim=0, keepdim=True).to(self.t1_mean.dtype)
+        self.pet_mean = (pet * mask).mean(dim=0, keepdim=True).to(self.pet_mean.dtype)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        for name in ("t1_mean", "pet_mean"):  # their shape is the training grid's, known only from the weights
+            if prefix + name in state_dict:
+                setattr(self, name, torch.empty_like(state_dict[prefix + name], dtype=getattr(self, name).dtype))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def config(self) -> dict:
         return dict(self._config)
+
+    def card_notes(self) -> dict:
+        shipped = {k: v for k, v in self._config.items() if k != "checkpoint"}
+        return {
+            "configs": {
+                "default (these weights; 2 CPU cores)": shipped,
+                "full size (the paper's 4 levels x 16 steps; needs a GPU and a grid divisible by 16)": {
+                    **shipped,
+                    **full_size_config(),
+                },
+            },
+            "choices": {
+                "intensities": "each flow models (image - mean training image) / scale; the means ship in the weights",
+                "age_input": "learned embedding of (age - 70) / 10; a learned 'age unknown' vector for 20 % of "
+                "training samples and whenever no age is given",
+                "age_classes": "five bins: < 60, 60-70, 70-80, 80-90, >= 90 (classification weight 0.01)",
+                "coupling_scale": "s = 2 tanh(raw / 2)",
+                "precision": "bf16 autocast only inside the coupling and relation networks; the flows and "
+                "latents stay float32, so the inverse is exact to float32",
+            },
+            "sampling": "one sample: T = 0 (PET decoded from the prior mean, deterministic); --samples N > 1: "
+            "T = 0.7 by default, mean PET and voxel-wise standard deviation (uncertainty)",
+        }
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adamax(self.parameters(), lr=lr, betas=(0.9, 0.999))]  # section 4.1
 
     # -- scaling between SUVR / normalised T1 and the flows' [-0.5, 0.5) range
-    def _to_flow(self, x: torch.Tensor, scale: float, dequantize: bool) -> torch.Tensor:
-        y = x / scale - 0.5
+    def _centre(self, mean: torch.Tensor, scale: float, like: torch.Tensor) -> torch.Tensor | float:
+        if mean.numel() == 0:
+            return 0.5 * scale
+        if mean.shape[2:] != like.shape[2:]:
+            trained, given = tuple(mean.shape[2:]), tuple(like.shape[2:])
+            raise Mri2PetError(f"these DUAL-GLOW weights were trained on a {trained} grid, not {given}")
+        return mean.to(like.dtype)
+
+    def _to_flow(self, x: torch.Tensor, mean: torch.Tensor, scale: float, dequantize: bool) -> torch.Tensor:
+        y = (x - self._centre(mean, scale, x)) / scale
         if dequantize:
             y = y + torch.rand_like(y) / self.n_bins
         return y
+
+    def _from_flow(self, y: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
+        return (y - 0.5 / self.n_bins) * scale + self._centre(mean, scale, y)
 
     def _age_vector(
         self, age: torch.Tensor | None, batch: int, device, drop: bool
@@ -140,7 +191,7 @@ class DualGlow(Synthesizer):
         """(mean, log-std) of every PET latent given the T1 latents (and age at the top)."""
         priors = []
         for i, net in enumerate(self.relations):
-            mean, log_std = net(z_m[i]).chunk(2, dim=1)
+            mean, log_std = net(z_m[i]).to(z_m[i].dtype).chunk(2, dim=1)
             priors.append((mean, log_std))
         lower = []
         for i, z in enumerate(z_m[:-1]):
@@ -149,14 +200,14 @@ class DualGlow(Synthesizer):
             lower.append(z)
         top = z_m[-1]
         age_map = age_vec.to(top.dtype)[:, :, None, None, None].expand(-1, -1, *top.shape[2:])
-        mean, log_std = self.top_prior(torch.cat([*lower, age_map], dim=1)).chunk(2, dim=1)
+        mean, log_std = self.top_prior(torch.cat([*lower, age_map], dim=1)).to(top.dtype).chunk(2, dim=1)
         priors.append((mean, log_std))
         return priors
 
     def log_likelihoods(self, t1, pet, age=None, *, dequantize=True, drop_age=False) -> dict[str, torch.Tensor]:
         """Per-sample log p(x_p | x_m, c) and log p(x_m) in the flows' scaled space, and the latents."""
-        x_m = self._to_flow(t1, self.t1_scale, dequantize)
-        x_p = self._to_flow(pet, self.pet_scale, dequantize)
+        x_m = self._to_flow(t1, self.t1_mean, self.t1_scale, dequantize)
+        x_p = self._to_flow(pet, self.pet_mean, self.pet_scale, dequantize)
         z_m, logdet_m = self.flow_m(x_m)
         z_p, logdet_p = self.flow_p(x_p)
         age_vec, known = self._age_vector(age, t1.shape[0], t1.device, drop_age)
@@ -192,7 +243,7 @@ class DualGlow(Synthesizer):
 
     @torch.no_grad()
     def synthesize(self, t1, mask, age=None, *, samples=1, temperature=0.7, generator=None):
-        x_m = self._to_flow(t1 * mask, self.t1_scale, dequantize=False)
+        x_m = self._to_flow(t1 * mask, self.t1_mean, self.t1_scale, dequantize=False)
         z_m, _ = self.flow_m(x_m)
         age_vec, _ = self._age_vector(age, t1.shape[0], t1.device, drop=False)
         priors = self._priors(z_m, age_vec)
@@ -203,7 +254,7 @@ class DualGlow(Synthesizer):
                 noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
                 z_p.append(mean + temperature * torch.exp(log_std) * noise)
             x_p = self.flow_p.inverse(z_p)
-            pet = (x_p + 0.5 - 0.5 / self.n_bins) * self.pet_scale
+            pet = self._from_flow(x_p, self.pet_mean, self.pet_scale)
             draws.append((pet * mask).clamp_min(0.0))
         stack = torch.stack(draws)
         std = stack.std(dim=0, unbiased=False) if samples > 1 else None

@@ -75,13 +75,15 @@ class InvConv1x1(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         w = self.weight()
-        y = F.conv3d(x, w.view(*w.shape, 1, 1, 1))
+        with torch.autocast(x.device.type, enabled=False):  # the flow itself stays in float32 under autocast
+            y = F.conv3d(x, w.view(*w.shape, 1, 1, 1).to(x.dtype))
         logdet = self.log_s.sum() * x[0, 0].numel()
         return y, logdet.expand(x.shape[0])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         w_inv = torch.linalg.inv(self.weight().double()).to(y.dtype)
-        return F.conv3d(y, w_inv.view(*w_inv.shape, 1, 1, 1))
+        with torch.autocast(y.device.type, enabled=False):
+            return F.conv3d(y, w_inv.view(*w_inv.shape, 1, 1, 1))
 
 
 class ZeroConv3d(nn.Conv3d):
@@ -114,7 +116,7 @@ class AffineCoupling(nn.Module):
         )
 
     def _st(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        raw_s, t = self.net(xa).chunk(2, dim=1)
+        raw_s, t = self.net(xa).to(xa.dtype).chunk(2, dim=1)  # only the s, t network runs in low precision
         return self.S_LIMIT * torch.tanh(raw_s / self.S_LIMIT), t
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
