@@ -2,7 +2,7 @@
 
     python benchmarks/dualglow_figures.py --data runs/cohort200 [--weights weights/dual-glow.pt]
 
-Prints and writes benchmarks/out/dualglow_figures.json:
+Prints and writes benchmarks/out/dualglow_figures.{json,png} (and, with --card, into the model card):
 - age effect: per test subject, the slope (SUVR per decade) of synthetic PET against the age given
   (60, 70, 80, 90; T1 fixed), in the AD-pattern and frontal regions, against the simulator's ground truth:
   the same subject re-rendered at those ages with everything else (anatomy, brain age, severity) fixed
@@ -33,6 +33,7 @@ from mri2pet_cli.grid import default_grid
 from mri2pet_cli.weights import load_model
 
 AGES = (60.0, 70.0, 80.0, 90.0)
+REGIONS = ("ad_pattern", "frontal")
 
 
 def region_means(pet: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -47,8 +48,8 @@ def per_decade(x, y) -> float:
     return float(np.polyfit(np.asarray(x), np.asarray(y), 1)[0] * 10)
 
 
-def true_age_slopes(data: Path, subject_ids: list[str], labels: np.ndarray) -> dict[str, list[float]]:
-    """Slope of the simulator's noise-free PET (SUVR, model grid) when only chronological age changes."""
+def true_age_curves(data: Path, subject_ids: list[str], labels: np.ndarray) -> dict[str, list[list[float]]]:
+    """Regional SUVR of the simulator's noise-free PET (model grid) when only chronological age changes."""
     from dataclasses import replace
 
     from mri2pet_cli.preprocess import to_suvr
@@ -57,7 +58,7 @@ def true_age_slopes(data: Path, subject_ids: list[str], labels: np.ndarray) -> d
 
     seed = json.loads((data / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"]
     grid = default_grid()
-    slopes: dict[str, list[float]] = {"ad_pattern": [], "frontal": []}
+    curves: dict[str, list[list[float]]] = {region: [] for region in REGIONS}
     for subject_id in subject_ids:
         subject = draw_subject(seed, int(subject_id.split("-")[1]) - 1)
         means = []
@@ -67,9 +68,9 @@ def true_age_slopes(data: Path, subject_ids: list[str], labels: np.ndarray) -> d
             brain = resample(volumes.brain.astype(np.float32), SIM_GRID.affine, grid.shape, grid.affine) > 0.5
             suvr, _ = to_suvr(pet, grid, brain)
             means.append(region_means(suvr, brain, labels))
-        for region in slopes:
-            slopes[region].append(per_decade(AGES, [m[region] for m in means]))
-    return slopes
+        for region in curves:
+            curves[region].append([m[region] for m in means])
+    return curves
 
 
 def main() -> None:
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--max-subjects", type=int, default=25)
     parser.add_argument("--truth-subjects", type=int, default=5)
+    parser.add_argument("--card", type=Path, default=None, help="write the figures into this model card")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -89,25 +91,28 @@ def main() -> None:
     everyone = load_arrays(records)
     labels = template_maps(default_grid()).aal if test.t1.shape[1:] == default_grid().shape else None
     out: dict = {"n_test": len(test.ids)}
+    curves: dict = {"synthetic": {region: [] for region in REGIONS}, "truth": {}}
 
     if labels is not None:
-        synthetic = {region: [] for region in ("ad_pattern", "frontal")}
+        synthetic = {region: [] for region in REGIONS}
         for i in range(len(test.ids)):
             means = []
             for age in AGES:
                 pet, _ = predict(model, test.t1[i : i + 1], test.mask[i : i + 1], np.array([age], np.float32))
                 means.append(region_means(pet[0], test.mask[i], labels))
             for region in synthetic:
-                synthetic[region].append(per_decade(AGES, [m[region] for m in means]))
+                synthetic[region].append([m[region] for m in means])
+                curves["synthetic"][region].append([m[region] for m in means])
         truth = [region_means(everyone.pet[i], everyone.mask[i], labels) for i in range(len(everyone.ids))]
         known = np.isfinite(everyone.age)
-        truth_within = true_age_slopes(args.data, test.ids[: args.truth_subjects], labels)
+        truth_within = true_age_curves(args.data, test.ids[: args.truth_subjects], labels)
+        curves["truth"] = truth_within
         out["age_slope_suvr_per_decade"] = {
             region: {
-                "synthetic_within_subject_mean": float(np.mean(synthetic[region])),
-                "synthetic_within_subject_sd": float(np.std(synthetic[region])),
-                "truth_within_subject_mean": float(np.mean(truth_within[region])),
-                "truth_within_subject_sd": float(np.std(truth_within[region])),
+                "synthetic_within_subject_mean": float(np.mean([per_decade(AGES, c) for c in synthetic[region]])),
+                "synthetic_within_subject_sd": float(np.std([per_decade(AGES, c) for c in synthetic[region]])),
+                "truth_within_subject_mean": float(np.mean([per_decade(AGES, c) for c in truth_within[region]])),
+                "truth_within_subject_sd": float(np.std([per_decade(AGES, c) for c in truth_within[region]])),
                 "truth_subjects": len(truth_within[region]),
                 "truth_across_subjects": per_decade(
                     everyone.age[known], [t[region] for t, k in zip(truth, known) if k]
@@ -116,17 +121,28 @@ def main() -> None:
             for region in synthetic
         }
 
-    correlations, timing = [], {}
+    timing = {}
     for samples in (1, 8):
         start = time.perf_counter()
-        mean, std = predict(model, test.t1[:3], test.mask[:3], test.age[:3], samples=samples, temperature=0.7)
+        predict(model, test.t1[:3], test.mask[:3], test.age[:3], samples=samples, temperature=0.7)
         timing[samples] = (time.perf_counter() - start) / 3
-        if std is not None:
-            for i in range(len(mean)):
-                m = test.mask[i] > 0
-                correlations.append(float(np.corrcoef(std[i][m], np.abs(mean[i] - test.pet[i])[m])[0, 1]))
-    out["uncertainty_error_correlation"] = {"mean": float(np.mean(correlations)), "per_subject": correlations}
     out["model_seconds_per_subject_cpu"] = {f"samples_{k}": v for k, v in timing.items()}
+    mean, std = predict(model, test.t1, test.mask, test.age, samples=8, temperature=0.7)
+    correlations, std_voxels, error_voxels = [], [], []
+    for i in range(len(mean)):
+        m = test.mask[i] > 0
+        error = np.abs(mean[i] - test.pet[i])[m]
+        correlations.append(float(np.corrcoef(std[i][m], error)[0, 1]))
+        std_voxels.append(std[i][m])
+        error_voxels.append(error)
+    out["uncertainty_error_correlation"] = {
+        "samples": 8,
+        "temperature": 0.7,
+        "mean": float(np.mean(correlations)),
+        "min": float(np.min(correlations)),
+        "per_subject": correlations,
+    }
+    out["uncertainty_error_by_std_decile"] = std_deciles(np.concatenate(std_voxels), np.concatenate(error_voxels))
 
     with torch.no_grad():
         torch.manual_seed(0)
@@ -155,6 +171,49 @@ def main() -> None:
     target = Path("benchmarks/out/dualglow_figures.json")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(out, indent=2))
+    plot(out, curves, target.with_suffix(".png"))
+    if args.card:
+        card = json.loads(args.card.read_text())
+        card["figures"] = {"command": "python benchmarks/dualglow_figures.py --data DATA --card CARD", **out}
+        args.card.write_text(json.dumps(card, indent=2))  # the sha256 in the card is the weights', not the card's
+
+
+def std_deciles(std: np.ndarray, error: np.ndarray) -> list[dict[str, float]]:
+    """Mean absolute error within each decile of the std map: does a larger std flag a larger error?"""
+    edges = np.quantile(std, np.linspace(0, 1, 11))
+    which = np.clip(np.searchsorted(edges, std, side="right") - 1, 0, 9)
+    return [
+        {"std_mean": float(std[which == d].mean()), "abs_error_mean": float(error[which == d].mean())}
+        for d in range(10)
+    ]
+
+
+def plot(out: dict, curves: dict, path: Path) -> None:
+    from mri2pet_cli.figures import pyplot, save_figure
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    for ax, region in zip(axes[:2], REGIONS):
+        for kind, colour in (("synthetic", "tab:blue"), ("truth", "tab:orange")):
+            rows = np.asarray(curves[kind].get(region, []))
+            if rows.size == 0:
+                continue
+            change = rows - rows[:, [1]]  # change from each subject's value at 70
+            ax.plot(AGES, change.T, color=colour, alpha=0.15, lw=0.8)
+            label = "DUAL-GLOW (T1 fixed, age varied)" if kind == "synthetic" else "simulator truth (same subject)"
+            ax.plot(AGES, change.mean(axis=0), color=colour, lw=2.5, label=f"{label}, n={len(rows)}")
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.set(title=f"{region.replace('_', ' ')} SUVR change from age 70", xlabel="age given (years)")
+        ax.legend(fontsize=7)
+    deciles = out["uncertainty_error_by_std_decile"]
+    axes[2].plot([d["std_mean"] for d in deciles], [d["abs_error_mean"] for d in deciles], "o-")
+    corr = out["uncertainty_error_correlation"]["mean"]
+    axes[2].set(
+        title=f"std map vs |error| (deciles; voxel r = {corr:.2f})",
+        xlabel="voxel std of 8 samples (SUVR)",
+        ylabel="mean |error| (SUVR)",
+    )
+    save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -303,7 +303,10 @@ def synthesize(
     model: Annotated[str, typer.Option(help="Registered model name (see `mri2pet models list`).")] = "unet",
     age: Annotated[
         list[float] | None,
-        typer.Option(help="Age in years (one T1; a TSV gives one per subject). Repeat for an age series."),
+        typer.Option(
+            help="Age in years, 30-100 (one T1; a TSV gives one per subject). Repeat for an age series. "
+            "Without it, dual-glow uses its learned 'age unknown' input."
+        ),
     ] = None,
     weights: Annotated[Path | None, typer.Option(help="Weights file (.pt) with its card (.json) beside it.")] = None,
     reference_pet: Annotated[

@@ -10,8 +10,10 @@ from mri2pet_cli.models.flows import (
     ActNorm,
     AffineCoupling,
     FlowStep,
+    HaarSqueeze,
     InvConv1x1,
     MultiScaleFlow,
+    haar_matrix,
     squeeze3d,
     unsqueeze3d,
 )
@@ -70,8 +72,20 @@ def test_squeeze_is_invertible():
     torch.testing.assert_close(unsqueeze3d(squeeze3d(x)), x)
 
 
-def test_multiscale_flow_inverse_and_logdet():
-    flow = randomize(MultiScaleFlow(1, levels=2, steps=2, hidden=8)).double().eval()
+def test_haar_squeeze_is_orthonormal_and_puts_block_means_last():
+    haar = haar_matrix()
+    torch.testing.assert_close(haar @ haar.T, torch.eye(8))
+    squeeze = HaarSqueeze()
+    x = torch.randn(2, 3, 4, 6, 2)
+    torch.testing.assert_close(squeeze.inverse(squeeze(x)), x)
+    constant = squeeze(torch.full((1, 2, 2, 2, 2), 3.0))[0, :, 0, 0, 0]
+    torch.testing.assert_close(constant[:-2], torch.zeros(14))  # (frequency, channel): means are last
+    torch.testing.assert_close(constant[-2:], torch.full((2,), 3.0 * 8**0.5))
+
+
+@pytest.mark.parametrize("squeeze", ["plain", "haar"])
+def test_multiscale_flow_inverse_and_logdet(squeeze):
+    flow = randomize(MultiScaleFlow(1, levels=2, steps=2, hidden=8, squeeze=squeeze)).double().eval()
     x = torch.randn(1, 1, 4, 4, 4)
     latents, logdet = flow(x)
     assert [z.shape[1] for z in latents] == [4, 32]

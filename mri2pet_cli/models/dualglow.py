@@ -15,6 +15,8 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
 - Intensities (a choice; the paper leaves it open): each flow models its image minus the training-set mean
   image (stored with the weights; a fixed shift, log-det 0), divided by a fixed scale. The prior mean then
   decodes to the mean training PET at the start of training, and the flows learn the subject's deviation.
+- Squeeze (a choice): a 3D Haar squeeze with 1x1x1 convolutions that start as channel reversals, so each
+  level's latent starts as that level's finest detail (``squeeze="plain"``: Glow's squeeze, random rotations).
 - Paper size: 4 levels x 16 steps on V100s. Default here (2 CPU cores): 3 levels x 4 steps, width 32;
   ``full_size_config()`` gives the paper's.
 """
@@ -96,13 +98,14 @@ class DualGlow(Synthesizer):
         pet_scale: float = 3.0,
         n_bins: int = 256,
         checkpoint: bool = False,
+        squeeze: str = "haar",
     ) -> None:
         super().__init__()
         self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.levels, self.lam, self.cls_weight = levels, lam, classification_weight
         self.age_dropout, self.t1_scale, self.pet_scale, self.n_bins = age_dropout, t1_scale, pet_scale, n_bins
-        self.flow_m = MultiScaleFlow(1, levels, steps, hidden, checkpoint)
-        self.flow_p = MultiScaleFlow(1, levels, steps, hidden, checkpoint)
+        self.flow_m = MultiScaleFlow(1, levels, steps, hidden, checkpoint, squeeze)
+        self.flow_p = MultiScaleFlow(1, levels, steps, hidden, checkpoint, squeeze)
         channels = self.flow_m.latent_channels
         self.relations = nn.ModuleList([relation_net(c, c, relation_hidden) for c in channels[:-1]])
         lower_at_top = sum(c * 8 ** (levels - 1 - i) for i, c in enumerate(channels[:-1]))
@@ -144,6 +147,7 @@ class DualGlow(Synthesizer):
                 "training samples and whenever no age is given",
                 "age_classes": "five bins: < 60, 60-70, 70-80, 80-90, >= 90 (classification weight 0.01)",
                 "coupling_scale": "s = 2 tanh(raw / 2)",
+                "squeeze": "3D Haar squeeze (orthonormal, log-det 0); 1x1x1 convolutions start as channel reversals",
                 "precision": "bf16 autocast only inside the coupling and relation networks; the flows and "
                 "latents stay float32, so the inverse is exact to float32",
             },

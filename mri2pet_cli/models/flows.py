@@ -23,6 +23,46 @@ def unsqueeze3d(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, c // 8, d * 2, h * 2, w * 2)
 
 
+def haar_matrix() -> torch.Tensor:
+    """Orthonormal 3D Haar transform of a 2x2x2 block (rows: filters), finest detail first, block mean last.
+
+    Rows are ordered by the number of high-pass axes (3, 2, 1, 0), so the first half of the channels
+    holds the finest detail: the half that a multi-scale split leaves at this level.
+    """
+    low, high = torch.tensor([1.0, 1.0]) / 2**0.5, torch.tensor([1.0, -1.0]) / 2**0.5
+    rows = []
+    for codes in sorted(
+        [(a, b, c) for a in (0, 1) for b in (0, 1) for c in (0, 1)], key=lambda code: (-sum(code), code)
+    ):
+        fx, fy, fz = (high if code else low for code in codes)
+        rows.append(torch.einsum("i,j,k->ijk", fx, fy, fz).reshape(8))
+    return torch.stack(rows)
+
+
+class HaarSqueeze(nn.Module):
+    """Squeeze followed by a fixed orthonormal 3D Haar transform (log-det 0).
+
+    Output channels are (frequency, input channel): the finest details of every input channel first.
+    Choice (not in DUAL-GLOW): with the plain squeeze a level's split may keep coarse content; with Haar
+    the latent left at a fine level starts as fine detail and the block means travel to coarser levels.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("haar", haar_matrix())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = squeeze3d(x)
+        b, c8, *spatial = y.shape
+        y = torch.einsum("fk,bck...->bfc...", self.haar.to(y.dtype), y.view(b, c8 // 8, 8, *spatial))
+        return y.reshape(b, c8, *spatial)
+
+    def inverse(self, y: torch.Tensor) -> torch.Tensor:
+        b, c8, *spatial = y.shape
+        x = torch.einsum("fk,bfc...->bck...", self.haar.to(y.dtype), y.view(b, 8, c8 // 8, *spatial))
+        return unsqueeze3d(x.reshape(b, c8, *spatial))
+
+
 class ActNorm(nn.Module):
     """Per-channel affine map, initialised from the first batch to zero mean and unit variance."""
 
@@ -54,10 +94,13 @@ class ActNorm(nn.Module):
 class InvConv1x1(nn.Module):
     """Invertible 1x1x1 convolution, LU-decomposed: W = P L (U + diag(sign * exp(log_s)))."""
 
-    def __init__(self, channels: int, seed: int = 0) -> None:
+    def __init__(self, channels: int, seed: int = 0, init: str = "rotation") -> None:
         super().__init__()
-        generator = torch.Generator().manual_seed(seed)
-        q, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
+        if init == "reverse":  # a channel reversal: the couplings alternate halves, as in RealNVP
+            q = torch.eye(channels).flip(0)
+        else:  # Glow: a random rotation
+            generator = torch.Generator().manual_seed(seed)
+            q, _ = torch.linalg.qr(torch.randn(channels, channels, generator=generator))
         p, lower, upper = torch.linalg.lu(q)
         s = torch.diag(upper)
         self.register_buffer("p", p)
@@ -134,9 +177,11 @@ class AffineCoupling(nn.Module):
 class FlowStep(nn.Module):
     """actnorm -> invertible 1x1x1 convolution -> affine coupling."""
 
-    def __init__(self, channels: int, hidden: int, seed: int = 0) -> None:
+    def __init__(self, channels: int, hidden: int, seed: int = 0, mixing: str = "rotation") -> None:
         super().__init__()
-        self.layers = nn.ModuleList([ActNorm(channels), InvConv1x1(channels, seed), AffineCoupling(channels, hidden)])
+        self.layers = nn.ModuleList(
+            [ActNorm(channels), InvConv1x1(channels, seed, mixing), AffineCoupling(channels, hidden)]
+        )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
@@ -156,18 +201,33 @@ class MultiScaleFlow(nn.Module):
 
     ``forward(x)`` returns the per-level latents [z_1, ..., z_L] (z_L the top level) and the
     log-determinant; ``inverse(latents)`` rebuilds x exactly.
+    ``squeeze="haar"`` uses HaarSqueeze and starts the 1x1x1 convolutions as channel reversals, so that
+    at initialisation each level's latent is the finest Haar detail; ``"plain"`` is Glow's squeeze with
+    random rotations.
     """
 
-    def __init__(self, in_channels: int = 1, levels: int = 3, steps: int = 4, hidden: int = 32, checkpoint=False):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        levels: int = 3,
+        steps: int = 4,
+        hidden: int = 32,
+        checkpoint: bool = False,
+        squeeze: str = "plain",
+    ):
         super().__init__()
+        if squeeze not in ("plain", "haar"):
+            raise ValueError(f"squeeze must be 'plain' or 'haar', not {squeeze!r}")
         self.levels = levels
         self.checkpoint = checkpoint
+        self.haar = HaarSqueeze() if squeeze == "haar" else None
+        mixing = "reverse" if squeeze == "haar" else "rotation"
         self.blocks = nn.ModuleList()
         channels = in_channels
         self.latent_channels = []
         for level in range(levels):
             channels *= 8
-            steps_here = [FlowStep(channels, hidden, seed=100 * level + k) for k in range(steps)]
+            steps_here = [FlowStep(channels, hidden, 100 * level + k, mixing) for k in range(steps)]
             self.blocks.append(nn.ModuleList(steps_here))
             if level < levels - 1:
                 self.latent_channels.append(channels // 2)
@@ -187,7 +247,7 @@ class MultiScaleFlow(nn.Module):
         latents = []
         h = x
         for level, block in enumerate(self.blocks):
-            h = squeeze3d(h)
+            h = self.haar(h) if self.haar is not None else squeeze3d(h)
             for step in block:
                 h, ld = self._run(step, h)
                 logdet = logdet + ld
@@ -205,7 +265,7 @@ class MultiScaleFlow(nn.Module):
                 h = torch.cat([latents[level], h], dim=1)
             for step in reversed(self.blocks[level]):
                 h = step.inverse(h)
-            h = unsqueeze3d(h)
+            h = self.haar.inverse(h) if self.haar is not None else unsqueeze3d(h)
         return h
 
 
