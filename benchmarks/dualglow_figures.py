@@ -30,6 +30,7 @@ from mri2pet_cli.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_label
 from mri2pet_cli.dataset import load_arrays, prepare_dataset
 from mri2pet_cli.evaluation import predict
 from mri2pet_cli.grid import default_grid
+from mri2pet_cli.io import write_text_atomic
 from mri2pet_cli.weights import load_model
 
 AGES = (60.0, 70.0, 80.0, 90.0)
@@ -46,6 +47,11 @@ def region_means(pet: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict[
 
 def per_decade(x, y) -> float:
     return float(np.polyfit(np.asarray(x), np.asarray(y), 1)[0] * 10)
+
+
+def curve_slopes(curves: list[list[float]]) -> list[float]:
+    """SUVR per decade of each subject's curve over AGES."""
+    return [per_decade(AGES, curve) for curve in curves]
 
 
 def true_age_curves(data: Path, subject_ids: list[str], labels: np.ndarray) -> dict[str, list[list[float]]]:
@@ -94,7 +100,7 @@ def main() -> None:
     curves: dict = {"synthetic": {region: [] for region in REGIONS}, "truth": {}}
 
     if labels is not None:
-        synthetic = {region: [] for region in REGIONS}
+        synthetic = curves["synthetic"]
         for i in range(len(test.ids)):
             means = []
             for age in AGES:
@@ -102,17 +108,16 @@ def main() -> None:
                 means.append(region_means(pet[0], test.mask[i], labels))
             for region in synthetic:
                 synthetic[region].append([m[region] for m in means])
-                curves["synthetic"][region].append([m[region] for m in means])
         truth = [region_means(everyone.pet[i], everyone.mask[i], labels) for i in range(len(everyone.ids))]
         known = np.isfinite(everyone.age)
         truth_within = true_age_curves(args.data, test.ids[: args.truth_subjects], labels)
         curves["truth"] = truth_within
         out["age_slope_suvr_per_decade"] = {
             region: {
-                "synthetic_within_subject_mean": float(np.mean([per_decade(AGES, c) for c in synthetic[region]])),
-                "synthetic_within_subject_sd": float(np.std([per_decade(AGES, c) for c in synthetic[region]])),
-                "truth_within_subject_mean": float(np.mean([per_decade(AGES, c) for c in truth_within[region]])),
-                "truth_within_subject_sd": float(np.std([per_decade(AGES, c) for c in truth_within[region]])),
+                "synthetic_within_subject_mean": float(np.mean(curve_slopes(synthetic[region]))),
+                "synthetic_within_subject_sd": float(np.std(curve_slopes(synthetic[region]))),
+                "truth_within_subject_mean": float(np.mean(curve_slopes(truth_within[region]))),
+                "truth_within_subject_sd": float(np.std(curve_slopes(truth_within[region]))),
                 "truth_subjects": len(truth_within[region]),
                 "truth_across_subjects": per_decade(
                     everyone.age[known], [t[region] for t, k in zip(truth, known) if k]
@@ -175,7 +180,8 @@ def main() -> None:
     if args.card:
         card = json.loads(args.card.read_text())
         card["figures"] = {"command": "python benchmarks/dualglow_figures.py --data DATA --card CARD", **out}
-        args.card.write_text(json.dumps(card, indent=2))  # the sha256 in the card is the weights', not the card's
+        # the sha256 in the card is the weights', not the card's, so the card may take the figures
+        write_text_atomic(json.dumps(card, indent=2), args.card, overwrite=True)
 
 
 def std_deciles(std: np.ndarray, error: np.ndarray) -> list[dict[str, float]]:

@@ -298,7 +298,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
             "models": metrics,
         },
         "model_seconds_per_subject_cpu": seconds,
-        **({"model_notes": model.card_notes()} if model.card_notes() else {}),
+        **({"model_notes": notes} if (notes := model.card_notes()) else {}),
         "limitations": (
             "Trained and tested on simulated data only: the numbers say the code works, not how the model "
             "does on patients. Validate on your own paired data before any use."

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import Mri2PetError
 from .base import Synthesizer
-from .flows import GradientReversal, MultiScaleFlow, ZeroConv3d, gaussian_log_prob, squeeze3d
+from .flows import GradientReversal, MultiScaleFlow, gaussian_log_prob, squeeze3d, zero_ended_cnn
 from .registry import register
 
 AGE_BINS = (60.0, 70.0, 80.0, 90.0)
@@ -44,14 +44,8 @@ def full_size_config() -> dict:
 
 
 def relation_net(cin: int, cout: int, hidden: int) -> nn.Sequential:
-    """Three 3D convolutions ending at zero, so the prior starts as N(0, I)."""
-    return nn.Sequential(
-        nn.Conv3d(cin, hidden, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv3d(hidden, hidden, 1),
-        nn.ReLU(inplace=True),
-        ZeroConv3d(hidden, 2 * cout),
-    )
+    """Mean and log-std of ``cout`` latent channels; ends at zero, so the prior starts as N(0, I)."""
+    return zero_ended_cnn(cin, 2 * cout, hidden)
 
 
 def age_classes(age: torch.Tensor) -> torch.Tensor:

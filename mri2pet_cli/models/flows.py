@@ -138,6 +138,21 @@ class ZeroConv3d(nn.Conv3d):
         nn.init.zeros_(self.bias)
 
 
+def zero_ended_cnn(cin: int, cout: int, hidden: int) -> nn.Sequential:
+    """3x3x3 conv, 1x1x1 conv, zero-initialised 3x3x3 conv (ReLUs between): the paper's three-layer CNN.
+
+    Used for the couplings' s and t and for the relation networks; the zero end makes each start as
+    the identity (couplings) or as N(0, I) (priors).
+    """
+    return nn.Sequential(
+        nn.Conv3d(cin, hidden, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(hidden, hidden, 1),
+        nn.ReLU(inplace=True),
+        ZeroConv3d(hidden, cout),
+    )
+
+
 class AffineCoupling(nn.Module):
     """Eqs. 13-14 of DUAL-GLOW: half the channels pass, the other half get y = x * exp(s) + t.
 
@@ -150,13 +165,7 @@ class AffineCoupling(nn.Module):
     def __init__(self, channels: int, hidden: int) -> None:
         super().__init__()
         half = channels // 2
-        self.net = nn.Sequential(
-            nn.Conv3d(half, hidden, 3, padding=1),
-            nn.ReLU(inplace=True),
-            nn.Conv3d(hidden, hidden, 1),
-            nn.ReLU(inplace=True),
-            ZeroConv3d(hidden, 2 * (channels - half)),
-        )
+        self.net = zero_ended_cnn(half, 2 * (channels - half), hidden)
 
     def _st(self, xa: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raw_s, t = self.net(xa).to(xa.dtype).chunk(2, dim=1)  # only the s, t network runs in low precision
