@@ -213,6 +213,10 @@ def train(
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips, shifts and gain.")] = False,
     jobs: Annotated[int, typer.Option(min=1, help="Worker processes for preprocessing.")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")] = False,
+    init_weights: Annotated[
+        Path | None,
+        typer.Option(help="Fine-tune: start from these weights (e.g. weights/dual-glow.pt, checked against its card)."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Start afresh in a run folder that has a checkpoint.")] = False,
     export: Annotated[
         bool, typer.Option(help="After training, score the test split and write weights + card.")
@@ -250,6 +254,7 @@ def train(
         schedule=schedule,
         jobs=jobs,
         model_config=model_config,
+        init_weights=str(init_weights) if init_weights else None,
     )
     with progress_bar() as bar:
         task = bar.add_task("training", total=None)

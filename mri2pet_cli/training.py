@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ class TrainOptions:
     schedule: str = "cosine"  # cosine: learning rate from lr down to 0 over the epochs; constant
     jobs: int = 1
     model_config: dict = field(default_factory=dict)
+    init_weights: str | None = None  # start from these weights (fine-tuning); new parameters keep their init
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -82,6 +83,29 @@ def subset(arrays: Arrays, ids: list[str]) -> Arrays:
     return Arrays([arrays.ids[i] for i in pick], arrays.t1[pick], arrays.mask[pick], arrays.pet[pick], arrays.age[pick])
 
 
+def load_initial_weights(options: TrainOptions) -> tuple[dict, dict]:
+    """The verified weights file named by ``options.init_weights`` and a record of where it came from."""
+    from .weights import load_model_checkpoint
+
+    checkpoint, card, files = load_model_checkpoint(options.model, options.init_weights)
+    provenance = {"file": files.weights.name, "sha256": card.get("sha256"), "training": card.get("training")}
+    return checkpoint, provenance
+
+
+def load_partial_state(model, state_dict: dict, source: str) -> list[str]:
+    """Load ``state_dict`` into ``model``; parameters the file lacks keep their initial values (returned)."""
+    from .weights import WeightsError
+
+    try:
+        result = model.load_state_dict(state_dict, strict=False)
+    except RuntimeError as exc:
+        raise WeightsError(f"{source}: weights do not fit this architecture ({str(exc)[:120]})") from None
+    if result.unexpected_keys:
+        extra = ", ".join(result.unexpected_keys[:5])
+        raise WeightsError(f"{source}: weights hold parameters this model lacks: {extra}")
+    return list(result.missing_keys)
+
+
 def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = False, report=None) -> dict:
     """Train ``options.model`` on ``options.data``; checkpoints in ``run_dir`` every epoch.
 
@@ -124,6 +148,10 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
     if info.age_required and np.isnan(train_set.age).any():
         raise Mri2PetError(f"{options.data}: model {options.model} needs every subject's age in participants.tsv")
 
+    initial, provenance = None, None
+    if options.init_weights and not state:
+        initial, provenance = load_initial_weights(options)
+        options = replace(options, model_config={**initial["config"], **options.model_config})
     torch.manual_seed(options.seed)
     model = build_model(options.model, options.model_config).to(device)
     optimizers = model.configure_optimizers(options.lr)
@@ -135,9 +163,12 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         for opt, opt_state in zip(optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)
         history, best, start_epoch = state["history"], state["best"], state["epoch"] + 1
+        provenance = state.get("initialised_from")
     else:
         volumes = (train_set.t1, train_set.pet, train_set.mask)
         model.fit_data_statistics(*(torch.from_numpy(v[:, None]).to(device) for v in volumes))
+        if initial:
+            provenance["new_parameters"] = load_partial_state(model, initial["state_dict"], options.init_weights)
 
     steps = int(np.ceil(len(train_set.ids) / options.batch_size))
     for epoch in range(start_epoch, options.epochs):
@@ -150,6 +181,10 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         started = time.perf_counter()
         sums: dict[str, float] = {}
         for step in range(steps):
+            if options.init_weights and epoch == 0:  # warm up: full-size first steps would wreck trained weights
+                for opt in optimizers:
+                    for group in opt.param_groups:
+                        group["lr"] = learning_rate(options, epoch) * (step + 1) / steps
             index = np.sort(order[step * options.batch_size : (step + 1) * options.batch_size])
             batch = make_batch(train_set, index, device)
             if options.augment:
@@ -187,6 +222,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
                 "optimizers": [opt.state_dict() for opt in optimizers],
                 "history": history,
                 "best": best,
+                "initialised_from": provenance,
             },
             checkpoint_path,
         )
@@ -289,6 +325,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
             "train_seconds": float(sum(h["seconds"] for h in history)),
             "steps_per_second": float(np.mean([h["steps_per_second"] for h in history])) if history else None,
             "device": state["options"]["device"],
+            "initialised_from": state.get("initialised_from"),
         },
         "test_metrics": {
             "split": "test",

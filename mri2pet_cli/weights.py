@@ -104,15 +104,21 @@ def load_checkpoint(files: WeightsFiles) -> tuple[dict, dict]:
     return checkpoint, card
 
 
+def load_model_checkpoint(name: str, weights: str | Path | None = None) -> tuple[dict, dict, WeightsFiles]:
+    """The verified checkpoint of model ``name``, its card and files."""
+    files = find_weights(name, weights)
+    checkpoint, card = load_checkpoint(files)
+    if checkpoint.get("model") != name:
+        raise WeightsError(f"{files.weights}: holds weights of model {checkpoint.get('model')!r}, not {name!r}")
+    return checkpoint, card, files
+
+
 def load_model(name: str, weights: str | Path | None = None):
     """The model ``name`` with its weights, in eval mode on the CPU, and its card."""
     from .models.registry import build_model, get_model_info
 
     get_model_info(name)  # unknown names fail here, with a suggestion
-    files = find_weights(name, weights)
-    checkpoint, card = load_checkpoint(files)
-    if checkpoint.get("model") != name:
-        raise WeightsError(f"{files.weights}: holds weights of model {checkpoint.get('model')!r}, not {name!r}")
+    checkpoint, card, files = load_model_checkpoint(name, weights)
     model = build_model(name, checkpoint.get("config", {}))
     try:
         model.load_state_dict(checkpoint["state_dict"])

@@ -144,8 +144,7 @@ def test_dual_glow_sampling_at_zero_temperature_inverts_the_prior_mean():
     model.fit_data_statistics(torch.rand(3, 1, 8, 8, 8), 2 * torch.rand(3, 1, 8, 8, 8), torch.ones(3, 1, 8, 8, 8))
     pet, _ = model.synthesize(t1, mask, torch.tensor([70.0]), samples=1, temperature=0.0)
     z_m, _ = model.flow_m(model._to_flow(t1, model.t1_mean, model.t1_scale, dequantize=False))
-    age_vec, _ = model._age_vector(torch.tensor([70.0]), 1, t1.device, drop=False)
-    priors = model._priors(z_m, age_vec)
+    priors = model._priors(z_m, model._age_inputs(torch.tensor([70.0]), 1, t1.device, drop=False))
     x_p = model.flow_p.inverse([m for m, _ in priors])
     expected = (x_p - 0.5 / model.n_bins) * model.pet_scale + model.pet_mean
     torch.testing.assert_close(pet, expected.clamp_min(0.0))
@@ -181,3 +180,35 @@ def test_dual_glow_loss_backpropagates_to_discriminators_with_reversal():
     losses["loss"].backward()
     assert model.disc_m[0].reverse and not model.disc_m[-1].reverse
     assert all(p.grad is not None for p in model.disc_p_top.parameters())
+
+
+def test_age_slope_shifts_the_top_prior_mean_per_decade_and_survives_reload():
+    torch.manual_seed(0)
+    model = DualGlow(levels=2, steps=1, hidden=8, relation_hidden=8, age_embedding=4).double().eval()
+    volumes = torch.rand(3, 1, 8, 8, 8, dtype=torch.float64)
+    model.fit_data_statistics(volumes, volumes, torch.ones_like(volumes))
+    assert model.age_slope.shape == (1, model.flow_p.latent_channels[-1], 2, 2, 2)
+    model.age_slope.data.normal_()
+    z_m, _ = model.flow_m(model._to_flow(volumes[:1], model.t1_mean, model.t1_scale, dequantize=False))
+
+    def top_mean(age):
+        age = None if age is None else torch.tensor([age], dtype=torch.float64)
+        return model._priors(z_m, model._age_inputs(age, 1, "cpu", drop=False))[-1][0]
+
+    # the top prior network starts at zero, so the mean is the slope times (age - 70) / 10
+    torch.testing.assert_close(top_mean(90.0) - top_mean(80.0), model.age_slope)
+    torch.testing.assert_close(top_mean(None), top_mean(70.0))
+    reloaded = DualGlow(levels=2, steps=1, hidden=8, relation_hidden=8, age_embedding=4).double()
+    reloaded.load_state_dict(model.state_dict())
+    torch.testing.assert_close(reloaded.age_slope, model.age_slope)
+    # training moves the slope: it gets a gradient from the likelihood
+    model.train()
+    model.age_dropout = 0.0
+    batch = {
+        "t1": volumes[:2],
+        "pet": volumes[1:],
+        "mask": torch.ones_like(volumes[:2]),
+        "age": torch.tensor([60.0, 85.0]),
+    }
+    model.training_losses(batch)["loss"].backward()
+    assert model.age_slope.grad is not None and model.age_slope.grad.abs().sum() > 0

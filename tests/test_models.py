@@ -119,6 +119,26 @@ def test_train_resume_matches_an_uninterrupted_run(fake_data, tmp_path):
     assert not set(split["train"]) & set(split["test"])
 
 
+def test_fine_tuning_starts_from_verified_weights(fake_data, tmp_path):
+    from mri2pet_cli.training import export_run
+
+    common = dict(model="unet", data=str(fake_data), epochs=1, batch_size=2, model_config=TINY)
+    train(TrainOptions(run_dir=str(tmp_path / "first"), **common, seed=1))
+    files = export_run(tmp_path / "first", tmp_path / "export", device="cpu")
+    start = torch.load(tmp_path / "export" / "unet.pt", weights_only=True)["state_dict"]
+    # a learning rate of 0 keeps the starting weights: the run began from them, not from a fresh init
+    train(TrainOptions(run_dir=str(tmp_path / "tuned"), **{**common, "lr": 0.0}, seed=2, init_weights=files["weights"]))
+    state = torch.load(tmp_path / "tuned" / "checkpoint.pt", weights_only=True)
+    for key, value in start.items():
+        torch.testing.assert_close(state["state_dict"][key], value)
+    card = json.loads((tmp_path / "export" / "unet.json").read_text())
+    assert state["initialised_from"]["sha256"] == card["sha256"]
+    assert state["initialised_from"]["new_parameters"] == []
+    (tmp_path / "export" / "unet.pt").write_bytes(b"corrupt")
+    with pytest.raises(WeightsError, match="sha256"):
+        train(TrainOptions(run_dir=str(tmp_path / "bad"), **common, init_weights=files["weights"]))
+
+
 def test_cli_train_export_list_info_evaluate(fake_data, tmp_path, monkeypatch):
     run = tmp_path / "run"
     result = runner.invoke(

@@ -6,7 +6,9 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
 - Top level with age (eqs. 16-17): z_p,L ~ N(mu, sigma) from the lower T1 latents z'_m (squeezed to the
   top resolution) and the age c. Choice: the age enters as a learned embedding; with probability
   ``age_dropout`` during training it is replaced by a learned "age unknown" vector, which is what the
-  model uses when no age is given.
+  model uses when no age is given. The top prior mean also gets a direct linear term: a learned per-voxel
+  map (the top latent's shape) times (age - 70) / 10, zero where the age is unknown. Without it the network
+  explained the age effect with the T1's atrophy alone and ignored the age input (flat age curves).
 - Age discriminators (weight 0.01 each): an MLP on the top level of f_m and of f_p keeps age there;
   MLPs behind a gradient-reversal layer on the lower levels of f_m push it out. Choice: the paper's
   "classification" of a continuous age uses five bins (<60, 60-70, 70-80, 80-90, >=90).
@@ -108,6 +110,9 @@ class DualGlow(Synthesizer):
         self.unknown_age = nn.Parameter(torch.zeros(age_embedding))
         self.disc_m = nn.ModuleList([AgeDiscriminator(c, reverse=i < levels - 1) for i, c in enumerate(channels)])
         self.disc_p_top = AgeDiscriminator(channels[-1], reverse=False)
+        # per-voxel slope of the top PET prior mean per decade of age; its shape is the top latent's (set
+        # with the grid in fit_data_statistics); zero at the start
+        self.age_slope = nn.Parameter(torch.zeros(0))
         # mean training images on the model grid; empty until fit_data_statistics (then a constant centre)
         self.register_buffer("t1_mean", torch.zeros(0))
         self.register_buffer("pet_mean", torch.zeros(0))
@@ -115,11 +120,16 @@ class DualGlow(Synthesizer):
     def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
         self.t1_mean = (t1 * mask).mean(dim=0, keepdim=True).to(self.t1_mean.dtype)
         self.pet_mean = (pet * mask).mean(dim=0, keepdim=True).to(self.pet_mean.dtype)
+        top = (1, self.flow_p.latent_channels[-1], *(n // 2**self.levels for n in pet.shape[2:]))
+        self.age_slope.data = torch.zeros(top, device=self.age_slope.device, dtype=self.age_slope.dtype)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        for name in ("t1_mean", "pet_mean"):  # their shape is the training grid's, known only from the weights
+        # these have the training grid's shape, known only from the weights; .data keeps the parameter
+        # object, so an optimizer built before loading still holds it
+        for name in ("t1_mean", "pet_mean", "age_slope"):
             if prefix + name in state_dict:
-                setattr(self, name, torch.empty_like(state_dict[prefix + name], dtype=getattr(self, name).dtype))
+                tensor = getattr(self, name)
+                tensor.data = torch.empty_like(state_dict[prefix + name], dtype=tensor.dtype, device=tensor.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def config(self) -> dict:
@@ -139,6 +149,8 @@ class DualGlow(Synthesizer):
                 "intensities": "each flow models (image - mean training image) / scale; the means ship in the weights",
                 "age_input": "learned embedding of (age - 70) / 10; a learned 'age unknown' vector for 20 % of "
                 "training samples and whenever no age is given",
+                "age_slope": "the top-level prior mean adds a learned per-voxel map times (age - 70) / 10 (zero "
+                "at the start and when the age is unknown): a direct path for the age effect",
                 "age_classes": "five bins: < 60, 60-70, 70-80, 80-90, >= 90 (classification weight 0.01)",
                 "coupling_scale": "s = 2 tanh(raw / 2)",
                 "squeeze": "3D Haar squeeze (orthonormal, log-det 0); 1x1x1 convolutions start as channel reversals",
@@ -170,22 +182,24 @@ class DualGlow(Synthesizer):
     def _from_flow(self, y: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
         return (y - 0.5 / self.n_bins) * scale + self._centre(mean, scale, y)
 
-    def _age_vector(
-        self, age: torch.Tensor | None, batch: int, device, drop: bool
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Embedding per sample and a bool 'age known' mask (NaN, None and dropped ages are unknown)."""
+    def _age_inputs(self, age: torch.Tensor | None, batch: int, device, drop: bool) -> dict[str, torch.Tensor]:
+        """Embedding per sample, (age - 70) / 10 (0 where unknown) and a bool 'age known' mask.
+
+        NaN, None and (in training, with probability ``age_dropout``) dropped ages are unknown.
+        """
         unknown = self.unknown_age.expand(batch, -1)
         if age is None:
-            return unknown, torch.zeros(batch, dtype=torch.bool, device=device)
+            zeros = torch.zeros(batch, device=device, dtype=unknown.dtype)
+            return {"vector": unknown, "scaled": zeros, "known": zeros.bool()}
         age = age.to(device=device, dtype=self.unknown_age.dtype).reshape(batch)
         known = torch.isfinite(age)
         if drop and self.age_dropout > 0:
             known = known & (torch.rand(batch, device=device) >= self.age_dropout)
-        scaled = torch.nan_to_num((age - AGE_CENTER) / AGE_SPREAD).unsqueeze(1)
-        embedded = self.age_mlp(scaled)
-        return torch.where(known.unsqueeze(1), embedded, unknown), known
+        scaled = torch.where(known, torch.nan_to_num((age - AGE_CENTER) / AGE_SPREAD), 0.0)
+        embedded = self.age_mlp(scaled.unsqueeze(1))
+        return {"vector": torch.where(known.unsqueeze(1), embedded, unknown), "scaled": scaled, "known": known}
 
-    def _priors(self, z_m: list[torch.Tensor], age_vec: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _priors(self, z_m: list[torch.Tensor], age: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """(mean, log-std) of every PET latent given the T1 latents (and age at the top)."""
         priors = []
         for i, net in enumerate(self.relations):
@@ -197,8 +211,10 @@ class DualGlow(Synthesizer):
                 z = squeeze3d(z)
             lower.append(z)
         top = z_m[-1]
-        age_map = age_vec.to(top.dtype)[:, :, None, None, None].expand(-1, -1, *top.shape[2:])
+        age_map = age["vector"].to(top.dtype)[:, :, None, None, None].expand(-1, -1, *top.shape[2:])
         mean, log_std = self.top_prior(torch.cat([*lower, age_map], dim=1)).to(top.dtype).chunk(2, dim=1)
+        if self.age_slope.numel():  # a direct linear path for the age effect (0 where the age is unknown)
+            mean = mean + age["scaled"].to(top.dtype)[:, None, None, None, None] * self.age_slope
         priors.append((mean, log_std))
         return priors
 
@@ -208,12 +224,12 @@ class DualGlow(Synthesizer):
         x_p = self._to_flow(pet, self.pet_mean, self.pet_scale, dequantize)
         z_m, logdet_m = self.flow_m(x_m)
         z_p, logdet_p = self.flow_p(x_p)
-        age_vec, known = self._age_vector(age, t1.shape[0], t1.device, drop_age)
-        priors = self._priors(z_m, age_vec)
+        age_in = self._age_inputs(age, t1.shape[0], t1.device, drop_age)
+        priors = self._priors(z_m, age_in)
         log_p = sum(gaussian_log_prob(z, m, s) for z, (m, s) in zip(z_p, priors)) + logdet_p
         zero = torch.zeros((), device=t1.device, dtype=z_m[0].dtype)
         log_m = sum(gaussian_log_prob(z, zero, zero) for z in z_m) + logdet_m
-        return {"log_p": log_p, "log_m": log_m, "z_m": z_m, "z_p": z_p, "known_age": known}
+        return {"log_p": log_p, "log_m": log_m, "z_m": z_m, "z_p": z_p, "known_age": age_in["known"]}
 
     def bits_per_dim(self, log_p: torch.Tensor, dims: int) -> torch.Tensor:
         """Bits per voxel of the PET, discretised at ``n_bins`` levels of the scaled range."""
@@ -243,8 +259,7 @@ class DualGlow(Synthesizer):
     def synthesize(self, t1, mask, age=None, *, samples=1, temperature=0.7, generator=None):
         x_m = self._to_flow(t1 * mask, self.t1_mean, self.t1_scale, dequantize=False)
         z_m, _ = self.flow_m(x_m)
-        age_vec, _ = self._age_vector(age, t1.shape[0], t1.device, drop=False)
-        priors = self._priors(z_m, age_vec)
+        priors = self._priors(z_m, self._age_inputs(age, t1.shape[0], t1.device, drop=False))
         draws = []
         for _ in range(samples):
             z_p = []
