@@ -174,7 +174,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
     for epoch in range(start_epoch, options.epochs):
         for opt in optimizers:
             for group in opt.param_groups:
-                group["lr"] = learning_rate(options, epoch)
+                group["lr"] = learning_rate(options, epoch) * group.get("lr_scale", 1.0)
         model.train()
         rng = np.random.default_rng([options.seed, epoch])  # per-epoch stream: a resumed run repeats it
         order = rng.permutation(len(train_set.ids))
@@ -184,7 +184,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
             if options.init_weights and epoch == 0:  # warm up: full-size first steps would wreck trained weights
                 for opt in optimizers:
                     for group in opt.param_groups:
-                        group["lr"] = learning_rate(options, epoch) * (step + 1) / steps
+                        group["lr"] = learning_rate(options, epoch) * group.get("lr_scale", 1.0) * (step + 1) / steps
             index = np.sort(order[step * options.batch_size : (step + 1) * options.batch_size])
             batch = make_batch(train_set, index, device)
             if options.augment:

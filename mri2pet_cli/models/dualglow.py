@@ -38,6 +38,7 @@ from .registry import register
 
 AGE_BINS = (60.0, 70.0, 80.0, 90.0)
 AGE_CENTER, AGE_SPREAD = 70.0, 10.0
+AGE_SLOPE_LR_SCALE = 10.0
 
 
 def full_size_config() -> dict:
@@ -150,7 +151,8 @@ class DualGlow(Synthesizer):
                 "age_input": "learned embedding of (age - 70) / 10; a learned 'age unknown' vector for 20 % of "
                 "training samples and whenever no age is given",
                 "age_slope": "the top-level prior mean adds a learned per-voxel map times (age - 70) / 10 (zero "
-                "at the start and when the age is unknown): a direct path for the age effect",
+                "at the start and when the age is unknown): a direct path for the age effect; it learns at 10x "
+                "the learning rate",
                 "age_classes": "five bins: < 60, 60-70, 70-80, 80-90, >= 90 (classification weight 0.01)",
                 "coupling_scale": "s = 2 tanh(raw / 2)",
                 "squeeze": "3D Haar squeeze (orthonormal, log-det 0); 1x1x1 convolutions start as channel reversals",
@@ -162,7 +164,14 @@ class DualGlow(Synthesizer):
         }
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adamax(self.parameters(), lr=lr, betas=(0.9, 0.999))]  # section 4.1
+        # AdaMax (section 4.1). The age slope is one linear map whose best value is far from 0; at the shared
+        # rate it had moved a tenth of the way after 9 epochs, so it learns 10x faster (the loop reads lr_scale)
+        rest = [p for name, p in self.named_parameters() if name != "age_slope"]
+        groups = [
+            {"params": rest},
+            {"params": [self.age_slope], "lr": lr * AGE_SLOPE_LR_SCALE, "lr_scale": AGE_SLOPE_LR_SCALE},
+        ]
+        return [torch.optim.Adamax(groups, lr=lr, betas=(0.9, 0.999))]
 
     # -- scaling between SUVR / normalised T1 and the flows' [-0.5, 0.5) range
     def _centre(self, mean: torch.Tensor, scale: float, like: torch.Tensor) -> torch.Tensor | float:
