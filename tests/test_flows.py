@@ -100,7 +100,12 @@ def test_multiscale_flow_inverse_and_logdet(squeeze):
 
 
 def test_flow_stays_float32_and_invertible_under_bf16_autocast():
-    """Only the coupling networks run in bf16; the latents are float32 and the inverse exact to float32."""
+    """Only the coupling networks run in bf16; the latents are float32 and the inverse matches to bf16 rounding.
+
+    Not bit-exact: the inverse sees coupling inputs that differ from the forward's by float32 rounding, and
+    one that lands on the other side of a bf16 rounding step changes s and t by a bf16 ulp.
+    """
+    torch.manual_seed(5)  # a seed where a rounding flip happens (max error 0.003)
     flow = randomize(MultiScaleFlow(1, levels=2, steps=2, hidden=8)).float().eval()
     x = torch.randn(1, 1, 8, 8, 8, dtype=torch.float32)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -108,7 +113,8 @@ def test_flow_stays_float32_and_invertible_under_bf16_autocast():
         assert all(z.dtype == torch.float32 for z in latents) and logdet.dtype == torch.float32
         back = flow.inverse(latents)
     assert back.dtype == torch.float32
-    torch.testing.assert_close(back, x, atol=1e-4, rtol=1e-4)
+    error = (back - x).abs()
+    assert error.mean() < 1e-3 and error.max() < 0.05
 
 
 def tiny_dual_glow() -> DualGlow:

@@ -157,7 +157,8 @@ class DualGlow(Synthesizer):
                 "coupling_scale": "s = 2 tanh(raw / 2)",
                 "squeeze": "3D Haar squeeze (orthonormal, log-det 0); 1x1x1 convolutions start as channel reversals",
                 "precision": "bf16 autocast only inside the coupling and relation networks; the flows and "
-                "latents stay float32, so the inverse is exact to float32",
+                "latents stay float32; synthesis runs in float32, where the inverse is exact. Under bf16 the inverse "
+                "matches to bf16 rounding of the coupling inputs (tests: mean error < 1e-3, max < 0.05)",
             },
             "sampling": "one sample: T = 0 (PET decoded from the prior mean, deterministic); --samples N > 1: "
             "T = 0.7 by default, mean PET and voxel-wise standard deviation (uncertainty)",
