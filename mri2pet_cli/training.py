@@ -13,6 +13,7 @@ from .dataset import Arrays, load_arrays, prepare_dataset, split_subjects, write
 from .errors import Mri2PetError, OutputExistsError
 from .evaluation import autocast, resolve_device, validation_mae
 from .io import atomic_path
+from .weights import load_model_checkpoint, load_state
 
 CHECKPOINT_FORMAT = "mri2pet-checkpoint/1"
 
@@ -85,25 +86,16 @@ def subset(arrays: Arrays, ids: list[str]) -> Arrays:
 
 def load_initial_weights(options: TrainOptions) -> tuple[dict, dict]:
     """The verified weights file named by ``options.init_weights`` and a record of where it came from."""
-    from .weights import load_model_checkpoint
-
     checkpoint, card, files = load_model_checkpoint(options.model, options.init_weights)
     provenance = {"file": files.weights.name, "sha256": card.get("sha256"), "training": card.get("training")}
     return checkpoint, provenance
 
 
-def load_partial_state(model, state_dict: dict, source: str) -> list[str]:
-    """Load ``state_dict`` into ``model``; parameters the file lacks keep their initial values (returned)."""
-    from .weights import WeightsError
-
-    try:
-        result = model.load_state_dict(state_dict, strict=False)
-    except RuntimeError as exc:
-        raise WeightsError(f"{source}: weights do not fit this architecture ({str(exc)[:120]})") from None
-    if result.unexpected_keys:
-        extra = ", ".join(result.unexpected_keys[:5])
-        raise WeightsError(f"{source}: weights hold parameters this model lacks: {extra}")
-    return list(result.missing_keys)
+def set_learning_rate(optimizers, rate: float) -> None:
+    """``rate`` for every parameter group, times the group's ``lr_scale`` where a model sets one."""
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["lr"] = rate * group.get("lr_scale", 1.0)
 
 
 def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = False, report=None) -> dict:
@@ -168,13 +160,13 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         volumes = (train_set.t1, train_set.pet, train_set.mask)
         model.fit_data_statistics(*(torch.from_numpy(v[:, None]).to(device) for v in volumes))
         if initial:
-            provenance["new_parameters"] = load_partial_state(model, initial["state_dict"], options.init_weights)
+            provenance["new_parameters"] = load_state(
+                model, initial, options.init_weights, architecture=options.model, partial=True
+            )
 
     steps = int(np.ceil(len(train_set.ids) / options.batch_size))
     for epoch in range(start_epoch, options.epochs):
-        for opt in optimizers:
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(options, epoch) * group.get("lr_scale", 1.0)
+        set_learning_rate(optimizers, learning_rate(options, epoch))
         model.train()
         rng = np.random.default_rng([options.seed, epoch])  # per-epoch stream: a resumed run repeats it
         order = rng.permutation(len(train_set.ids))
@@ -182,9 +174,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         sums: dict[str, float] = {}
         for step in range(steps):
             if options.init_weights and epoch == 0:  # warm up: full-size first steps would wreck trained weights
-                for opt in optimizers:
-                    for group in opt.param_groups:
-                        group["lr"] = learning_rate(options, epoch) * group.get("lr_scale", 1.0) * (step + 1) / steps
+                set_learning_rate(optimizers, learning_rate(options, epoch) * (step + 1) / steps)
             index = np.sort(order[step * options.batch_size : (step + 1) * options.batch_size])
             batch = make_batch(train_set, index, device)
             if options.augment:

@@ -120,12 +120,25 @@ def load_model(name: str, weights: str | Path | None = None):
     get_model_info(name)  # unknown names fail here, with a suggestion
     checkpoint, card, files = load_model_checkpoint(name, weights)
     model = build_model(name, checkpoint.get("config", {}))
-    try:
-        model.load_state_dict(checkpoint["state_dict"])
-    except (RuntimeError, KeyError) as exc:
-        raise WeightsError(f"{files.weights}: weights do not fit the {name} architecture ({str(exc)[:120]})") from None
+    load_state(model, checkpoint, files.weights, architecture=name)
     model.eval()
     return model, card, files
+
+
+def load_state(model, checkpoint: dict, source: str | Path, *, architecture: str, partial: bool = False) -> list[str]:
+    """Load the checkpoint's state dict into ``model``; a one-line WeightsError where it does not fit.
+
+    ``partial``: parameters the file lacks keep their initial values (their names are returned); parameters
+    the model lacks are still an error.
+    """
+    try:
+        result = model.load_state_dict(checkpoint["state_dict"], strict=not partial)
+    except (RuntimeError, KeyError) as exc:
+        raise WeightsError(f"{source}: weights do not fit the {architecture} architecture ({str(exc)[:120]})") from None
+    if result.unexpected_keys:
+        extra = ", ".join(result.unexpected_keys[:5])
+        raise WeightsError(f"{source}: weights hold parameters this model lacks: {extra}")
+    return list(result.missing_keys)
 
 
 def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bool = False) -> WeightsFiles:

@@ -28,10 +28,10 @@ def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproduc
     assert first[1] is not None and first[1][0][mask].mean() > 0
 
     # the learned age effect: frontal SUVR falls with the age given (simulator: -0.021 per decade)
-    frontal = template_maps(default_grid()).aal * mask
+    labels_in_brain = template_maps(default_grid()).aal * mask
     frontal_at = {
         age: mean_in_labels(
-            predict(model, t1[None], mask[None], np.array([age]))[0][0], frontal, region_labels(FRONTAL_REGIONS)
+            predict(model, t1[None], mask[None], np.array([age]))[0][0], labels_in_brain, region_labels(FRONTAL_REGIONS)
         )
         for age in (60.0, 90.0)
     }
