@@ -4,9 +4,10 @@
 
 Prints and writes benchmarks/out/dualglow_figures.{json,png} (and, with --card, into the model card):
 - age effect: per test subject, the slope (SUVR per decade) of synthetic PET against the age given
-  (60, 70, 80, 90; T1 fixed), in the AD-pattern and frontal regions, against the simulator's ground truth:
-  the same subject re-rendered at those ages with everything else (anatomy, brain age, severity) fixed
-  (first --truth-subjects test subjects; about 5 s per rendering), and the slope across the data set;
+  (60, 70, 80, 90; T1 fixed), in the AD-pattern and frontal regions, against two simulator truths for the
+  first --truth-subjects test subjects (about 5 s per rendering): "metabolic" re-renders the same subject
+  with only the chronological age changed (anatomy and brain age fixed: the T1 stays as it is), "aged"
+  moves the brain age with it (the atrophy of those years too); and the slope across the data set;
 - uncertainty: correlation between the voxel-wise std of 8 samples (T = 0.7) and the absolute error;
 - model time on the CPU for 1 and 8 samples; bits per dimension of the test PETs;
 - age information per latent level: cross-validated R^2 of a ridge regression from the average-pooled
@@ -35,6 +36,11 @@ from mri2pet_cli.weights import load_model
 
 AGES = (60.0, 70.0, 80.0, 90.0)
 REGIONS = ("ad_pattern", "frontal")
+CURVE_STYLES = (
+    ("synthetic", "tab:blue", "DUAL-GLOW (T1 fixed, age varied)"),
+    ("metabolic", "tab:orange", "truth: age only (T1 unchanged)"),
+    ("aged", "tab:green", "truth: age and atrophy"),
+)
 
 
 def region_means(pet: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -54,8 +60,13 @@ def curve_slopes(curves: list[list[float]]) -> list[float]:
     return [per_decade(AGES, curve) for curve in curves]
 
 
-def true_age_curves(data: Path, subject_ids: list[str], labels: np.ndarray) -> dict[str, list[list[float]]]:
-    """Regional SUVR of the simulator's noise-free PET (model grid) when only chronological age changes."""
+def true_age_curves(
+    data: Path, subject_ids: list[str], labels: np.ndarray, *, brain_ages: bool
+) -> dict[str, list[list[float]]]:
+    """Regional SUVR of the simulator's noise-free PET (model grid) at each of AGES.
+
+    ``brain_ages``: the brain age (atrophy) moves with the age; otherwise only the chronological age changes.
+    """
     from dataclasses import replace
 
     from mri2pet_cli.preprocess import to_suvr
@@ -69,7 +80,8 @@ def true_age_curves(data: Path, subject_ids: list[str], labels: np.ndarray) -> d
         subject = draw_subject(seed, int(subject_id.split("-")[1]) - 1)
         means = []
         for age in AGES:
-            volumes = render_subject(replace(subject, age=age))
+            brain_age = subject.brain_age + (age - subject.age) if brain_ages else subject.brain_age
+            volumes = render_subject(replace(subject, age=age, brain_age=brain_age))
             pet = resample(volumes.pet_mni, SIM_GRID.affine, grid.shape, grid.affine, order=1, antialias=True)
             brain = resample(volumes.brain.astype(np.float32), SIM_GRID.affine, grid.shape, grid.affine) > 0.5
             suvr, _ = to_suvr(pet, grid, brain)
@@ -97,7 +109,7 @@ def main() -> None:
     everyone = load_arrays(records)
     labels = template_maps(default_grid()).aal if test.t1.shape[1:] == default_grid().shape else None
     out: dict = {"n_test": len(test.ids)}
-    curves: dict = {"synthetic": {region: [] for region in REGIONS}, "truth": {}}
+    curves: dict = {"synthetic": {region: [] for region in REGIONS}, "metabolic": {}, "aged": {}}
 
     if labels is not None:
         synthetic = curves["synthetic"]
@@ -110,15 +122,19 @@ def main() -> None:
                 synthetic[region].append([m[region] for m in means])
         truth = [region_means(everyone.pet[i], everyone.mask[i], labels) for i in range(len(everyone.ids))]
         known = np.isfinite(everyone.age)
-        truth_within = true_age_curves(args.data, test.ids[: args.truth_subjects], labels)
-        curves["truth"] = truth_within
+        for kind in ("metabolic", "aged"):
+            ids = test.ids[: args.truth_subjects]
+            curves[kind] = true_age_curves(args.data, ids, labels, brain_ages=kind == "aged")
         out["age_slope_suvr_per_decade"] = {
             region: {
                 "synthetic_within_subject_mean": float(np.mean(curve_slopes(synthetic[region]))),
                 "synthetic_within_subject_sd": float(np.std(curve_slopes(synthetic[region]))),
-                "truth_within_subject_mean": float(np.mean(curve_slopes(truth_within[region]))),
-                "truth_within_subject_sd": float(np.std(curve_slopes(truth_within[region]))),
-                "truth_subjects": len(truth_within[region]),
+                **{
+                    f"truth_{kind}_{stat.__name__}": float(stat(curve_slopes(curves[kind][region])))
+                    for kind in ("metabolic", "aged")
+                    for stat in (np.mean, np.std)
+                },
+                "truth_subjects": len(curves["metabolic"][region]),
                 "truth_across_subjects": per_decade(
                     everyone.age[known], [t[region] for t, k in zip(truth, known) if k]
                 ),
@@ -151,7 +167,7 @@ def main() -> None:
 
     with torch.no_grad():
         torch.manual_seed(0)
-        bpd, pooled = [], []
+        bpd, pooled, whole = [], [], []
         for i in range(len(everyone.ids)):
             t1 = torch.from_numpy(everyone.t1[i : i + 1, None] * everyone.mask[i : i + 1, None])
             pet = torch.from_numpy(everyone.pet[i : i + 1, None] * everyone.mask[i : i + 1, None])
@@ -163,14 +179,23 @@ def main() -> None:
                 result["z_p"][-1].mean(dim=(2, 3, 4))[0].numpy()
             ]
             pooled.append(levels)
+            # what the top prior reads, voxel by voxel: the lower T1 latents z'_m and the T1 context
+            whole.append(
+                [
+                    torch.cat([z.flatten() for z in result["z_m"][:-1]]).numpy(),
+                    result["context"].float().flatten().numpy(),
+                ]
+            )
     out["test_bits_per_dim"] = float(np.mean(bpd))
     known = np.isfinite(everyone.age)
     names = [f"t1_level_{i + 1}" for i in range(len(pooled[0]) - 1)] + ["pet_top_level"]
-    out["age_r2_by_latent_level"] = {}
-    for j, name in enumerate(names):
-        x = np.stack([p[j] for p, k in zip(pooled, known) if k])
-        score = cross_val_score(RidgeCV(alphas=np.logspace(-3, 3, 13)), x, everyone.age[known], cv=5, scoring="r2")
-        out["age_r2_by_latent_level"][name] = float(score.mean())
+    out["age_r2_by_latent_level"] = {
+        name: age_r2([p[j] for p, k in zip(pooled, known) if k], everyone.age[known]) for j, name in enumerate(names)
+    }
+    out["age_r2_what_the_top_prior_reads"] = {
+        name: age_r2([w[j] for w, k in zip(whole, known) if k], everyone.age[known])
+        for j, name in enumerate(("lower_t1_latents_all_voxels", "t1_context_all_voxels"))
+    }
 
     print(json.dumps(out, indent=2))
     target = Path("benchmarks/out/dualglow_figures.json")
@@ -182,6 +207,12 @@ def main() -> None:
         card["figures"] = {"command": "python benchmarks/dualglow_figures.py --data DATA --card CARD", **out}
         # the sha256 in the card is the weights', not the card's, so the card may take the figures
         write_text_atomic(json.dumps(card, indent=2), args.card, overwrite=True)
+
+
+def age_r2(features: list[np.ndarray], age: np.ndarray) -> float:
+    """Cross-validated R^2 (5 folds) of a ridge regression from the features to age."""
+    ridge = RidgeCV(alphas=np.logspace(-3, 5, 17))
+    return float(cross_val_score(ridge, np.stack(features), age, cv=5, scoring="r2").mean())
 
 
 def std_deciles(std: np.ndarray, error: np.ndarray) -> list[dict[str, float]]:
@@ -200,13 +231,12 @@ def plot(out: dict, curves: dict, path: Path) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     for ax, region in zip(axes[:2], REGIONS):
-        for kind, colour in (("synthetic", "tab:blue"), ("truth", "tab:orange")):
+        for kind, colour, label in CURVE_STYLES:
             rows = np.asarray(curves[kind].get(region, []))
             if rows.size == 0:
                 continue
             change = rows - rows[:, [1]]  # change from each subject's value at 70
             ax.plot(AGES, change.T, color=colour, alpha=0.15, lw=0.8)
-            label = "DUAL-GLOW (T1 fixed, age varied)" if kind == "synthetic" else "simulator truth (same subject)"
             ax.plot(AGES, change.mean(axis=0), color=colour, lw=2.5, label=f"{label}, n={len(rows)}")
         ax.axhline(0, color="grey", lw=0.5)
         ax.set(title=f"{region.replace('_', ' ')} SUVR change from age 70", xlabel="age given (years)")

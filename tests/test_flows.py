@@ -150,7 +150,7 @@ def test_dual_glow_sampling_at_zero_temperature_inverts_the_prior_mean():
     model.fit_data_statistics(torch.rand(3, 1, 8, 8, 8), 2 * torch.rand(3, 1, 8, 8, 8), torch.ones(3, 1, 8, 8, 8))
     pet, _ = model.synthesize(t1, mask, torch.tensor([70.0]), samples=1, temperature=0.0)
     z_m, _ = model.flow_m(model._to_flow(t1, model.t1_mean, model.t1_scale, dequantize=False))
-    priors = model._priors(z_m, model._age_inputs(torch.tensor([70.0]), 1, t1.device, drop=False))
+    priors, _ = model._priors(z_m, model._age_inputs(torch.tensor([70.0]), 1, t1.device, drop=False))
     x_p = model.flow_p.inverse([m for m, _ in priors])
     expected = (x_p - 0.5 / model.n_bins) * model.pet_scale + model.pet_mean
     torch.testing.assert_close(pet, expected.clamp_min(0.0))
@@ -182,10 +182,26 @@ def test_dual_glow_loss_backpropagates_to_discriminators_with_reversal():
     }
     model.age_dropout = 0.0
     losses = model.training_losses(batch)
-    assert {"loss", "nll", "bpd", "age_cls"} <= set(losses)
+    assert {"loss", "nll", "bpd", "age_cls", "age_cls_context"} <= set(losses)
     losses["loss"].backward()
     assert model.disc_m[0].reverse and not model.disc_m[-1].reverse
     assert all(p.grad is not None for p in model.disc_p_top.parameters())
+    assert all(p.grad is not None for p in model.disc_context.parameters())
+
+
+def test_context_discriminator_reverses_the_gradient_into_the_t1_context():
+    """The context discriminator learns to classify age; the T1 context is pushed the opposite way."""
+    torch.manual_seed(0)
+    model = tiny_dual_glow().train()
+    context = torch.randn(2, model.top_context[0].out_channels, 2, 2, 2, requires_grad=True)
+    target = torch.tensor([0, 3])
+    torch.nn.functional.cross_entropy(model.disc_context(context), target).backward()
+    reversed_grad = context.grad.clone()
+    context.grad = None
+    plain = model.disc_context.classify(model.disc_context.convs(context).mean(dim=(2, 3, 4)))
+    torch.nn.functional.cross_entropy(plain, target).backward()
+    torch.testing.assert_close(reversed_grad, -context.grad)
+    assert reversed_grad.abs().sum() > 0
 
 
 def test_age_slope_shifts_the_top_prior_mean_per_decade_and_survives_reload():
@@ -199,7 +215,7 @@ def test_age_slope_shifts_the_top_prior_mean_per_decade_and_survives_reload():
 
     def top_mean(age):
         age = None if age is None else torch.tensor([age], dtype=torch.float64)
-        return model._priors(z_m, model._age_inputs(age, 1, "cpu", drop=False))[-1][0]
+        return model._priors(z_m, model._age_inputs(age, 1, "cpu", drop=False))[0][-1][0]
 
     # the top prior network starts at zero, so the mean is the slope times (age - 70) / 10
     torch.testing.assert_close(top_mean(90.0) - top_mean(80.0), model.age_slope)

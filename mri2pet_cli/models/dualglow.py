@@ -4,11 +4,15 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
 - f_m (T1) and f_p (PET): multi-scale 3D Glow, L levels x K steps (actnorm, LU 1x1x1 conv, affine coupling).
 - Relation networks (eq. 6): at each lower level i a 3D CNN maps z_m,i to the mean and log-std of z_p,i.
 - Top level with age (eqs. 16-17): z_p,L ~ N(mu, sigma) from the lower T1 latents z'_m (squeezed to the
-  top resolution) and the age c. Choice: the age enters as a learned embedding; with probability
-  ``age_dropout`` during training it is replaced by a learned "age unknown" vector, which is what the
-  model uses when no age is given. The top prior mean also gets a direct linear term: a learned per-voxel
-  map (the top latent's shape) times (age - 70) / 10, zero where the age is unknown. Without it the network
-  explained the age effect with the T1's atrophy alone and ignored the age input (flat age curves).
+  top resolution) and the age c. Choice: z'_m first passes a small CNN (the T1 context); a convolutional
+  age discriminator behind gradient reversal (weight ``context_adversary_weight``) pushes age out of that
+  context, so the prior must take the age from c and cannot read it off the T1's atrophy. This is the
+  paper's exclusion idea applied where the prior reads z'_m: the flow latents themselves cannot lose
+  information (the flow is invertible), and pooled discriminators on them could not see spatial atrophy.
+  Choice: the age enters as a learned embedding; with probability ``age_dropout`` during training it is
+  replaced by a learned "age unknown" vector, which is what the model uses when no age is given.
+  The top prior mean also gets a direct linear term: a learned per-voxel map (the top latent's shape) times
+  (age - 70) / 10, zero where the age is unknown.
 - Age discriminators (weight 0.01 each): an MLP on the top level of f_m and of f_p keeps age there;
   MLPs behind a gradient-reversal layer on the lower levels of f_m push it out. Choice: the paper's
   "classification" of a continuous age uses five bins (<60, 60-70, 70-80, 80-90, >=90).
@@ -55,6 +59,35 @@ def age_classes(age: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(age, torch.tensor(AGE_BINS, device=age.device, dtype=age.dtype))
 
 
+def context_net(cin: int, hidden: int) -> nn.Sequential:
+    """Features of the lower T1 latents at the top resolution, for the top-level prior."""
+    return nn.Sequential(
+        nn.Conv3d(cin, hidden, 3, padding=1),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(hidden, hidden, 1),
+        nn.ReLU(inplace=True),
+    )
+
+
+class SpatialAgeDiscriminator(nn.Module):
+    """Two strided 3D convolutions, then global pooling and a linear map to the age bins; behind gradient
+    reversal. Unlike a pooled MLP it can see where tissue is lost, not only how much signal there is."""
+
+    def __init__(self, channels: int, hidden: int = 32) -> None:
+        super().__init__()
+        self.convs = nn.Sequential(
+            nn.Conv3d(channels, hidden, 3, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv3d(hidden, hidden, 3, stride=2, padding=1),
+            nn.LeakyReLU(0.2, inplace=True),
+        )
+        self.classify = nn.Linear(hidden, len(AGE_BINS) + 1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        reversed_features = GradientReversal.apply(features.to(self.classify.weight.dtype))
+        return self.classify(self.convs(reversed_features).mean(dim=(2, 3, 4)))
+
+
 class AgeDiscriminator(nn.Module):
     """Global average pool, then a small MLP over the five age bins; optionally behind gradient reversal."""
 
@@ -90,6 +123,7 @@ class DualGlow(Synthesizer):
         age_embedding: int = 16,
         lam: float = 0.001,
         classification_weight: float = 0.01,
+        context_adversary_weight: float = 0.05,
         age_dropout: float = 0.2,
         t1_scale: float = 1.5,
         pet_scale: float = 3.0,
@@ -100,13 +134,16 @@ class DualGlow(Synthesizer):
         super().__init__()
         self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         self.levels, self.lam, self.cls_weight = levels, lam, classification_weight
+        self.context_weight = context_adversary_weight
         self.age_dropout, self.t1_scale, self.pet_scale, self.n_bins = age_dropout, t1_scale, pet_scale, n_bins
         self.flow_m = MultiScaleFlow(1, levels, steps, hidden, checkpoint, squeeze)
         self.flow_p = MultiScaleFlow(1, levels, steps, hidden, checkpoint, squeeze)
         channels = self.flow_m.latent_channels
         self.relations = nn.ModuleList([relation_net(c, c, relation_hidden) for c in channels[:-1]])
         lower_at_top = sum(c * 8 ** (levels - 1 - i) for i, c in enumerate(channels[:-1]))
-        self.top_prior = relation_net(lower_at_top + age_embedding, channels[-1], relation_hidden)
+        self.top_context = context_net(lower_at_top, relation_hidden)
+        self.top_prior = relation_net(relation_hidden + age_embedding, channels[-1], relation_hidden)
+        self.disc_context = SpatialAgeDiscriminator(relation_hidden)
         self.age_mlp = nn.Sequential(nn.Linear(1, age_embedding), nn.Tanh(), nn.Linear(age_embedding, age_embedding))
         self.unknown_age = nn.Parameter(torch.zeros(age_embedding))
         self.disc_m = nn.ModuleList([AgeDiscriminator(c, reverse=i < levels - 1) for i, c in enumerate(channels)])
@@ -153,6 +190,9 @@ class DualGlow(Synthesizer):
                 "age_slope": "the top-level prior mean adds a learned per-voxel map times (age - 70) / 10 (zero "
                 "at the start and when the age is unknown): a direct path for the age effect; it learns at 10x "
                 "the learning rate",
+                "t1_context": "the top-level prior reads the lower T1 latents through a small CNN; a convolutional "
+                "age discriminator behind gradient reversal (weight context_adversary_weight) keeps age out of it, "
+                "so the age comes from the age input, not from the T1's atrophy",
                 "age_classes": "five bins: < 60, 60-70, 70-80, 80-90, >= 90 (classification weight 0.01)",
                 "coupling_scale": "s = 2 tanh(raw / 2)",
                 "squeeze": "3D Haar squeeze (orthonormal, log-det 0); 1x1x1 convolutions start as channel reversals",
@@ -209,8 +249,8 @@ class DualGlow(Synthesizer):
         embedded = self.age_mlp(scaled.unsqueeze(1))
         return {"vector": torch.where(known.unsqueeze(1), embedded, unknown), "scaled": scaled, "known": known}
 
-    def _priors(self, z_m: list[torch.Tensor], age: dict[str, torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """(mean, log-std) of every PET latent given the T1 latents (and age at the top)."""
+    def _priors(self, z_m: list[torch.Tensor], age: dict[str, torch.Tensor]) -> tuple[list, torch.Tensor]:
+        """(mean, log-std) of every PET latent given the T1 latents (and age at the top), and the T1 context."""
         priors = []
         for i, net in enumerate(self.relations):
             mean, log_std = net(z_m[i]).to(z_m[i].dtype).chunk(2, dim=1)
@@ -221,12 +261,13 @@ class DualGlow(Synthesizer):
                 z = squeeze3d(z)
             lower.append(z)
         top = z_m[-1]
-        age_map = age["vector"].to(top.dtype)[:, :, None, None, None].expand(-1, -1, *top.shape[2:])
-        mean, log_std = self.top_prior(torch.cat([*lower, age_map], dim=1)).to(top.dtype).chunk(2, dim=1)
+        context = self.top_context(torch.cat(lower, dim=1))
+        age_map = age["vector"].to(context.dtype)[:, :, None, None, None].expand(-1, -1, *top.shape[2:])
+        mean, log_std = self.top_prior(torch.cat([context, age_map], dim=1)).to(top.dtype).chunk(2, dim=1)
         if self.age_slope.numel():  # a direct linear path for the age effect (0 where the age is unknown)
             mean = mean + age["scaled"].to(top.dtype)[:, None, None, None, None] * self.age_slope
         priors.append((mean, log_std))
-        return priors
+        return priors, context
 
     def log_likelihoods(self, t1, pet, age=None, *, dequantize=True, drop_age=False) -> dict[str, torch.Tensor]:
         """Per-sample log p(x_p | x_m, c) and log p(x_m) in the flows' scaled space, and the latents."""
@@ -235,11 +276,12 @@ class DualGlow(Synthesizer):
         z_m, logdet_m = self.flow_m(x_m)
         z_p, logdet_p = self.flow_p(x_p)
         age_in = self._age_inputs(age, t1.shape[0], t1.device, drop_age)
-        priors = self._priors(z_m, age_in)
+        priors, context = self._priors(z_m, age_in)
         log_p = sum(gaussian_log_prob(z, m, s) for z, (m, s) in zip(z_p, priors)) + logdet_p
         zero = torch.zeros((), device=t1.device, dtype=z_m[0].dtype)
         log_m = sum(gaussian_log_prob(z, zero, zero) for z in z_m) + logdet_m
-        return {"log_p": log_p, "log_m": log_m, "z_m": z_m, "z_p": z_p, "known_age": age_in["known"]}
+        known = age_in["known"]
+        return {"log_p": log_p, "log_m": log_m, "z_m": z_m, "z_p": z_p, "context": context, "known_age": known}
 
     def bits_per_dim(self, log_p: torch.Tensor, dims: int) -> torch.Tensor:
         """Bits per voxel of the PET, discretised at ``n_bins`` levels of the scaled range."""
@@ -260,8 +302,9 @@ class DualGlow(Synthesizer):
                 logits = [d(z[known]) for d, z in zip(self.disc_m, out["z_m"])]
                 logits.append(self.disc_p_top(out["z_p"][-1][known]))
                 cls = sum(F.cross_entropy(lg.float(), target) for lg in logits)
-                losses["age_cls"] = cls
-                loss = loss + self.cls_weight * cls
+                context_cls = F.cross_entropy(self.disc_context(out["context"][known]).float(), target)
+                losses["age_cls"], losses["age_cls_context"] = cls, context_cls
+                loss = loss + self.cls_weight * cls + self.context_weight * context_cls
         losses["loss"] = loss
         return losses
 
@@ -269,7 +312,7 @@ class DualGlow(Synthesizer):
     def synthesize(self, t1, mask, age=None, *, samples=1, temperature=0.7, generator=None):
         x_m = self._to_flow(t1 * mask, self.t1_mean, self.t1_scale, dequantize=False)
         z_m, _ = self.flow_m(x_m)
-        priors = self._priors(z_m, self._age_inputs(age, t1.shape[0], t1.device, drop=False))
+        priors, _ = self._priors(z_m, self._age_inputs(age, t1.shape[0], t1.device, drop=False))
         draws = []
         for _ in range(samples):
             z_p = []
