@@ -122,9 +122,9 @@ def main() -> None:
                 synthetic[region].append([m[region] for m in means])
         truth = [region_means(everyone.pet[i], everyone.mask[i], labels) for i in range(len(everyone.ids))]
         known = np.isfinite(everyone.age)
+        truth_ids = test.ids[: args.truth_subjects]
         for kind in ("metabolic", "aged"):
-            ids = test.ids[: args.truth_subjects]
-            curves[kind] = true_age_curves(args.data, ids, labels, brain_ages=kind == "aged")
+            curves[kind] = true_age_curves(args.data, truth_ids, labels, brain_ages=kind == "aged")
         out["age_slope_suvr_per_decade"] = {
             region: {
                 "synthetic_within_subject_mean": float(np.mean(curve_slopes(synthetic[region]))),

@@ -37,7 +37,14 @@ from torch import nn
 
 from ..errors import Mri2PetError
 from .base import Synthesizer
-from .flows import GradientReversal, MultiScaleFlow, gaussian_log_prob, squeeze3d, zero_ended_cnn
+from .flows import (
+    GradientReversal,
+    MultiScaleFlow,
+    conv_features,
+    gaussian_log_prob,
+    squeeze3d,
+    zero_ended_cnn,
+)
 from .registry import register
 
 AGE_BINS = (60.0, 70.0, 80.0, 90.0)
@@ -57,16 +64,6 @@ def relation_net(cin: int, cout: int, hidden: int) -> nn.Sequential:
 
 def age_classes(age: torch.Tensor) -> torch.Tensor:
     return torch.bucketize(age, torch.tensor(AGE_BINS, device=age.device, dtype=age.dtype))
-
-
-def context_net(cin: int, hidden: int) -> nn.Sequential:
-    """Features of the lower T1 latents at the top resolution, for the top-level prior."""
-    return nn.Sequential(
-        nn.Conv3d(cin, hidden, 3, padding=1),
-        nn.ReLU(inplace=True),
-        nn.Conv3d(hidden, hidden, 1),
-        nn.ReLU(inplace=True),
-    )
 
 
 class SpatialAgeDiscriminator(nn.Module):
@@ -141,7 +138,8 @@ class DualGlow(Synthesizer):
         channels = self.flow_m.latent_channels
         self.relations = nn.ModuleList([relation_net(c, c, relation_hidden) for c in channels[:-1]])
         lower_at_top = sum(c * 8 ** (levels - 1 - i) for i, c in enumerate(channels[:-1]))
-        self.top_context = context_net(lower_at_top, relation_hidden)
+        # features of the lower T1 latents at the top resolution (the T1 context)
+        self.top_context = conv_features(lower_at_top, relation_hidden)
         self.top_prior = relation_net(relation_hidden + age_embedding, channels[-1], relation_hidden)
         self.disc_context = SpatialAgeDiscriminator(relation_hidden)
         self.age_mlp = nn.Sequential(nn.Linear(1, age_embedding), nn.Tanh(), nn.Linear(age_embedding, age_embedding))

@@ -138,19 +138,23 @@ class ZeroConv3d(nn.Conv3d):
         nn.init.zeros_(self.bias)
 
 
-def zero_ended_cnn(cin: int, cout: int, hidden: int) -> nn.Sequential:
-    """3x3x3 conv, 1x1x1 conv, zero-initialised 3x3x3 conv (ReLUs between): the paper's three-layer CNN.
-
-    Used for the couplings' s and t and for the relation networks; the zero end makes each start as
-    the identity (couplings) or as N(0, I) (priors).
-    """
+def conv_features(cin: int, hidden: int) -> nn.Sequential:
+    """3x3x3 conv, then 1x1x1 conv, each followed by a ReLU: the first two layers of the paper's CNN."""
     return nn.Sequential(
         nn.Conv3d(cin, hidden, 3, padding=1),
         nn.ReLU(inplace=True),
         nn.Conv3d(hidden, hidden, 1),
         nn.ReLU(inplace=True),
-        ZeroConv3d(hidden, cout),
     )
+
+
+def zero_ended_cnn(cin: int, cout: int, hidden: int) -> nn.Sequential:
+    """``conv_features``, then a zero-initialised 3x3x3 conv: the paper's three-layer CNN.
+
+    Used for the couplings' s and t and for the relation networks; the zero end makes each start as
+    the identity (couplings) or as N(0, I) (priors).
+    """
+    return nn.Sequential(*conv_features(cin, hidden), ZeroConv3d(hidden, cout))
 
 
 class AffineCoupling(nn.Module):
