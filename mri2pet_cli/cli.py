@@ -71,18 +71,56 @@ def simulate(
         float | None, typer.Option("--grid-mm", help="Model-grid spacing for the ground truth (default 2.5).")
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+    version: Annotated[
+        int,
+        typer.Option(
+            "--version",
+            min=1,
+            max=2,
+            help="Simulator version: 2 (default, literature FDG pattern, real-scan "
+            "variety) or 1 (the first simulator, kept reproducible).",
+        ),
+    ] = 2,
+    variety: Annotated[
+        str,
+        typer.Option(
+            help="Version 2's scan variety: default (each by chance), none, all, or a comma list of "
+            "neck,origin_offset,thick_slices,low_contrast,cut_fov,motion (those for every subject)."
+        ),
+    ] = "default",
+    truth_ages: Annotated[
+        str | None,
+        typer.Option(
+            "--truth-ages",
+            metavar="AGES",
+            help="Comma list of ages (e.g. 60,70,80,90): also write each subject's "
+            "noise-free model-grid PET at those ages, 'age only' (anatomy fixed) and 'aged' (brain aged too).",
+        ),
+    ] = None,
 ) -> None:
     """Write a simulated paired T1 / FDG-PET cohort (NOT patient data) with its ground truth."""
     import time
 
     from .console import tracked
     from .grid import default_grid, grid_for_spacing
-    from .simulate import simulate_cohort
+    from .simulate import parse_ages, simulate_cohort
 
     grid = grid_for_spacing(grid_mm) if grid_mm else default_grid()
+    ages = parse_ages(truth_ages) if truth_ages else ()
     start = time.perf_counter()
     with tracked("simulating", n) as advance:
-        table = simulate_cohort(out_dir, n, seed, jobs=jobs, grid=grid, overwrite=overwrite, progress=advance)
+        table = simulate_cohort(
+            out_dir,
+            n,
+            seed,
+            jobs=jobs,
+            grid=grid,
+            overwrite=overwrite,
+            progress=advance,
+            version=version,
+            variety=variety,
+            truth_ages=ages,
+        )
     seconds = time.perf_counter() - start
     console.print(
         f"wrote {n} simulated subjects to {out_dir} ({seconds:.1f} s, {seconds / n:.1f} s per subject); "

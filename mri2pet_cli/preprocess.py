@@ -36,7 +36,11 @@ from .resample import resample
 SKULL_STRIP_METHODS = ("deepbet", "template", "none")
 BRAIN_VOLUME_ML = (700.0, 2400.0)
 MIN_MASK_DICE = 0.85
-MIN_T1_CORRELATION = 0.6
+# Contrast-free checks (issue 12): a rank correlation survives any monotone T1 contrast (1.5 T, contrast
+# enhanced, any scanner) but not a reversed one (T2, PET); WM brighter than GM is what makes a T1.
+# Thresholds from benchmarks/preprocess_qc.py: positives >= 0.62, negatives <= 0.31 (see its results).
+MIN_T1_RANK_CORRELATION = 0.45
+MIN_WM_TO_GM_RATIO = 1.08
 MIN_PET_GM_CORRELATION = 0.3
 REGISTRATION_GRID = grid_for_spacing(2.0)
 
@@ -107,14 +111,25 @@ def register_to_mni(data: np.ndarray, affine: np.ndarray, mask: np.ndarray) -> t
     grid = REGISTRATION_GRID
     warped_mask = resample(mask.astype(np.float32), affine, grid.shape, grid.affine, world_to_world=mni_to_native) > 0.5
     warped = resample(data * mask, affine, grid.shape, grid.affine, world_to_world=mni_to_native)
-    inside = maps.brain_mask
-    checks = {
-        **info,
-        "mask_dice_with_template": dice(warped_mask, maps.brain_mask),
-        "t1_correlation_with_template": float(np.corrcoef(warped[inside], maps.t1[inside])[0, 1]),
-        "scale_factors": np.linalg.svd(native_to_mni[:3, :3], compute_uv=False).round(4).tolist(),
-    }
+    checks = {**info, **registration_checks(warped, warped_mask, maps)}
+    checks["scale_factors"] = np.linalg.svd(native_to_mni[:3, :3], compute_uv=False).round(4).tolist()
     return native_to_mni, checks
+
+
+def registration_checks(warped: np.ndarray, warped_mask: np.ndarray, maps) -> dict:
+    """Quality figures of a T1 brought to MNI: overlap, contrast-free agreement, T1 contrast direction."""
+    from scipy import stats
+
+    inside = maps.brain_mask
+    gm, wm = (maps.gm > 0.6) & warped_mask, (maps.wm > 0.9) & warped_mask
+    gm_level = float(np.median(warped[gm])) if gm.any() else 0.0
+    wm_level = float(np.median(warped[wm])) if wm.any() else 0.0
+    return {
+        "mask_dice_with_template": dice(warped_mask, maps.brain_mask),
+        "t1_rank_correlation_with_template": float(stats.spearmanr(warped[inside], maps.t1[inside])[0]),
+        "t1_correlation_with_template": float(np.corrcoef(warped[inside], maps.t1[inside])[0, 1]),
+        "wm_to_gm_ratio": wm_level / gm_level if gm_level > 0 else 0.0,
+    }
 
 
 def check_registration(checks: dict, name: str) -> None:
@@ -123,9 +138,15 @@ def check_registration(checks: dict, name: str) -> None:
         problems.append(
             f"brain overlap with the MNI template is {checks['mask_dice_with_template']:.2f} (< {MIN_MASK_DICE})"
         )
-    if checks["t1_correlation_with_template"] < MIN_T1_CORRELATION:
+    if checks["t1_rank_correlation_with_template"] < MIN_T1_RANK_CORRELATION:
         problems.append(
-            f"correlation with the MNI T1 is {checks['t1_correlation_with_template']:.2f} (< {MIN_T1_CORRELATION})"
+            f"rank correlation with the MNI T1 is {checks['t1_rank_correlation_with_template']:.2f} "
+            f"(< {MIN_T1_RANK_CORRELATION})"
+        )
+    if checks["wm_to_gm_ratio"] < MIN_WM_TO_GM_RATIO:
+        problems.append(
+            f"white matter is not brighter than grey matter (WM/GM {checks['wm_to_gm_ratio']:.2f} "
+            f"< {MIN_WM_TO_GM_RATIO}): not a T1-weighted contrast"
         )
     scales = checks["scale_factors"]
     if max(scales) > 1.5 or min(scales) < 0.6:

@@ -32,9 +32,21 @@ from .atlas import (
     region_labels,
     template_maps,
 )
+from .errors import UnknownNameError
+from .fdg_model import FdgModel
+from .fdg_model import regional_factors as fdg_regional_factors
 from .grid import CENTER_MM, ModelGrid, default_grid
 from .io import check_writable, save_volume, write_atomic, write_text_atomic
 from .resample import resample
+from .scan_variety import (
+    average_slices,
+    body_t1,
+    draw_variety,
+    field_of_view,
+    motion_ringing,
+    thick_slice_grid,
+    variety_probabilities,
+)
 
 SIM_GRID = ModelGrid(shape=(136, 160, 136), spacing=1.5, center=CENTER_MM)
 ORIENTATIONS = ("RAS", "LPS", "LAS", "RPI", "LIA", "PIR", "ASL", "SRA")
@@ -51,6 +63,20 @@ SCANNERS = {
     "ge-spgr": (0.28, 0.66, 1.0, 0.12, 0.85),
     "philips-tfe": (0.14, 0.54, 1.0, 0.06, 0.70),
 }
+
+# v2 adds the low-contrast ones (scan_variety.low_contrast); kept apart so v1's draws stay as they were.
+LOW_CONTRAST_SCANNERS = {
+    "1.5t-spgr": (0.30, 0.72, 1.0, 0.10, 0.85),
+    "contrast-enhanced": (0.25, 0.68, 1.0, 0.10, 0.85),
+}
+VESSEL_T1 = 1.5  # gadolinium-enhanced sinuses and veins, relative to WM
+VERSIONS = (1, 2)
+DEFAULT_VERSION = 2
+
+
+def scanner_contrast(name: str) -> tuple[float, ...]:
+    return SCANNERS.get(name) or LOW_CONTRAST_SCANNERS[name]
+
 
 # FDG uptake per tissue (GM about 4x WM, CSF near zero), before regional factors.
 UPTAKE = {"gm": 4.0, "wm": 1.0, "csf": 0.05, "scalp": 0.25}
@@ -89,12 +115,39 @@ class Subject:
     extras: dict = field(default_factory=dict)
 
 
-def draw_subject(seed: int, index: int) -> Subject:
+def draw_subject(seed: int, index: int, version: int = 1, variety: dict[str, float] | None = None) -> Subject:
     """All random choices for subject ``index`` of the cohort with ``seed``.
 
     Each subject has its own random stream, so a cohort is the same whatever
     the number of jobs, and subject 7 is the same in a cohort of 10 or 100.
+    Version 2 draws the same demographics, then its scan variety from a stream of its own
+    (``variety``: probability of each, default scan_variety.DEFAULT_PROBABILITY).
     """
+    subject = _draw_v1(seed, index)
+    if version == 1:
+        return subject
+    if version not in VERSIONS:
+        raise ValueError(f"unknown simulator version {version}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
+    chosen = draw_variety(rng, variety if variety is not None else variety_probabilities("default"))
+    subject.extras.update({"version": 2, "variety": chosen})
+    if "low_contrast" in chosen:
+        subject.scanner = chosen["low_contrast"]["scanner"]
+    if "origin_offset" in chosen:
+        subject.shift_mm = (np.asarray(subject.shift_mm) + chosen["origin_offset"]["offset_mm"]).round(2).tolist()
+    if "thick_slices" in chosen:
+        thick = chosen["thick_slices"]
+        spacing = [thick["in_plane_mm"]] * 3
+        spacing[thick["axis"]] = thick["slice_mm"]
+        subject.t1_spacing_mm = spacing
+    return subject
+
+
+def subject_version(subject: Subject) -> int:
+    return int(subject.extras.get("version", 1))
+
+
+def _draw_v1(seed: int, index: int) -> Subject:
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
     diagnosis = str(rng.choice(list(DIAGNOSIS_P), p=list(DIAGNOSIS_P.values())))
     if diagnosis == "CN":
@@ -257,6 +310,27 @@ def regional_factors(subject: Subject, rng: np.random.Generator) -> np.ndarray:
     return lut
 
 
+def vary_sulcal_depth(gm: np.ndarray, csf: np.ndarray, cortex: np.ndarray, rng: np.random.Generator):
+    """Wider sulci in some places, narrower in others: up to 25 % of cortical GM exchanged with CSF."""
+    field = smooth_displacement(rng, gm.shape, sd_mm=0.12, step=6)[0]
+    widen = np.clip(field, 0.0, 0.25) * gm * cortex
+    fill = np.minimum(np.clip(-field, 0.0, 0.25) * gm, csf) * cortex
+    return gm - widen + fill, csf + widen - fill
+
+
+def enhanced_vessels(
+    outside: np.ndarray, csf: np.ndarray, brain: np.ndarray, skull_in: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Weight (0-1) of contrast-filled sinuses and cortical veins on the simulation grid."""
+    x, y, z = SIM_GRID.world_coordinates().astype(np.float32)
+    rim = (outside > 0.3) & (outside < skull_in + 0.5)
+    sagittal = rim & (np.abs(x) < 5) & ((z > 15) | (y < -75))
+    transverse = rim & (y < -70) & (z > -40) & (z < -5) & (np.abs(x) > 8)
+    veins_noise = ndimage.gaussian_filter(rng.normal(0, 1, outside.shape).astype(np.float32), 1.5)
+    veins = brain & (csf > 0.5) & (veins_noise > np.percentile(veins_noise, 85))
+    return ndimage.gaussian_filter((sagittal | transverse | veins).astype(np.float32), 0.6)
+
+
 @dataclass
 class SubjectVolumes:
     t1_mni: np.ndarray  # noise-free T1 on the simulation grid (WM = 1)
@@ -268,16 +342,26 @@ class SubjectVolumes:
     ventricle_volume_ml: float
 
 
-def render_subject(subject: Subject) -> SubjectVolumes:
-    """Anatomy, T1 and PET of one subject on the MNI-aligned simulation grid."""
+def render_subject(subject: Subject, *, fdg: FdgModel | None = None, variation: bool = True) -> SubjectVolumes:
+    """Anatomy, T1 and PET of one subject on the MNI-aligned simulation grid.
+
+    Version 2 (``subject.extras["version"]``): multi-scale anatomy, sulcal depth, vessels when
+    contrast-enhanced, and FDG uptake from the calibrated literature model (``fdg``, default the
+    shipped one; ``variation=False`` leaves out the subject's own regional variation, for fitting).
+    """
     tpl = sim_templates()
     maps = tpl.maps
+    version = subject_version(subject)
     rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 1]))
+    extra = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 5]))
     shape = SIM_GRID.shape
     spacing = SIM_GRID.spacing
 
     # individual shape (u) plus ventricle enlargement (v), both as displacements in mm
     u = smooth_displacement(rng, shape, sd_mm=1.5)
+    if version >= 2:  # anatomy varies at more than one scale: lobes, gyri
+        u += smooth_displacement(extra, shape, sd_mm=2.5, step=16)
+        u += smooth_displacement(extra, shape, sd_mm=0.6, step=4)
     world = SIM_GRID.world_coordinates().astype(np.float32)
     # walls move out by `push` mm, fading over 10 mm: sampling nearer the ventricle enlarges it
     push = ventricle_expansion(subject.brain_age, subject.severity) * np.exp(-tpl.ventricle_distance / 10.0)
@@ -298,9 +382,11 @@ def render_subject(subject: Subject) -> SubjectVolumes:
     loss = atrophy_fraction(labels, cortex, subject.brain_age, subject.severity) * gm
     gm = gm - loss
     csf = csf + loss
+    if version >= 2:
+        gm, csf = vary_sulcal_depth(gm, csf, cortex, extra)
 
     # T1: tissue contrast of the scanner, mild texture, CSF rim, skull and scalp
-    c_csf, c_gm, c_wm, c_skull, c_scalp = SCANNERS[subject.scanner]
+    c_csf, c_gm, c_wm, c_skull, c_scalp = scanner_contrast(subject.scanner)
     texture = 1.0 + 0.03 * ndimage.gaussian_filter(rng.normal(0, 1, shape).astype(np.float32), 2.0) / 0.06
     t1 = (c_csf * csf + c_gm * gm + c_wm * wm) * texture
     skull_in = 2.0 + rng.uniform(0.0, 1.5)
@@ -311,9 +397,15 @@ def render_subject(subject: Subject) -> SubjectVolumes:
     shell = ndimage.gaussian_filter(shell, 0.7)
     outside_brain = ~brain
     t1[outside_brain] = shell[outside_brain]
+    if subject.scanner == "contrast-enhanced":
+        vessels = enhanced_vessels(outside, csf, brain, skull_in, extra)
+        t1 = (t1 * (1 - vessels) + VESSEL_T1 * vessels).astype(np.float32)
 
     # PET: uptake by tissue, regional factors, age and AD effects, PSF blur
-    lut = regional_factors(subject, rng)
+    if version >= 2:
+        lut = fdg_regional_factors(subject.age, subject.severity, rng if variation else None, fdg)
+    else:
+        lut = regional_factors(subject, rng)
     factor = lut[labels]
     pet = (UPTAKE["gm"] * gm * factor + UPTAKE["wm"] * wm + UPTAKE["csf"] * csf).astype(np.float32)
     scalp = (outside >= scalp_in) & (outside < scalp_out)
@@ -353,26 +445,28 @@ def pet_to_t1(subject: Subject) -> np.ndarray:
 
 
 def native_t1(subject: Subject, volumes: SubjectVolumes) -> nib.Nifti1Image:
-    """The raw T1 as a scanner would store it: pose, orientation, bias field, Rician noise, int16."""
+    """The raw T1 as a scanner would store it: pose, orientation, bias field, Rician noise, int16.
+
+    Version 2 adds the subject's scan variety (scan_variety.py): neck, cut field of view, thick
+    slices, motion ringing (the origin offset and low contrast are already in its pose and scanner).
+    """
     rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 2]))
     to_mni = native_to_mni(subject)
     center = np.linalg.inv(to_mni)[:3] @ np.append(BRAIN_CENTER_MNI, 1.0) + rng.uniform(-5, 5, 3)
-    affine, shape = oriented_affine(subject.t1_orientation, subject.t1_spacing_mm, (200.0, 250.0, 230.0), center)
-    clean = resample(volumes.t1_mni, SIM_GRID.affine, shape, affine, world_to_world=to_mni, antialias=False)
-
-    # smooth multiplicative bias field: a random quadratic in world coordinates (about +-20%)
-    axes = [np.arange(n, dtype=np.float32) for n in shape]
-    coords = [
-        sum(affine[w, a] * axes[a].reshape([-1 if i == a else 1 for i in range(3)]) for a in range(3))
-        + affine[w, 3]
-        - center[w]
-        for w in range(3)
-    ]
-    coords = [c / 100.0 for c in coords]
-    log_bias = sum(rng.normal(0, 0.08) * c for c in coords)
-    log_bias = log_bias + sum(rng.normal(0, 0.06) * c * c for c in coords)
-    log_bias = log_bias + rng.normal(0, 0.05) * coords[0] * coords[1] + rng.normal(0, 0.05) * coords[1] * coords[2]
-    biased = clean * np.exp(log_bias).astype(np.float32)
+    fov = (200.0, 250.0, 230.0)
+    variety = subject.extras.get("variety", {})
+    if subject_version(subject) >= 2:
+        fov, center = field_of_view(variety, np.linalg.inv(to_mni), fov, center)
+    affine, shape = oriented_affine(subject.t1_orientation, subject.t1_spacing_mm, fov, center)
+    if subject_version(subject) >= 2:
+        clean = _render_t1_v2(subject, volumes, affine, shape, to_mni)
+    else:
+        clean = resample(volumes.t1_mni, SIM_GRID.affine, shape, affine, world_to_world=to_mni, antialias=False)
+    biased = clean * bias_field(rng, affine, shape, center)
+    if "motion" in variety:
+        motion = variety["motion"]
+        ringing_rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 6]))
+        biased = motion_ringing(biased, motion["axis"], motion["fraction"], motion["phase_sd"], ringing_rng)
 
     sigma = subject.t1_noise
     noisy = np.sqrt((biased + rng.normal(0, sigma, shape)) ** 2 + rng.normal(0, sigma, shape) ** 2)
@@ -384,6 +478,39 @@ def native_t1(subject: Subject, volumes: SubjectVolumes) -> nib.Nifti1Image:
     img.header.set_xyzt_units("mm", "sec")
     img.header["descrip"] = b"mri2pet simulated T1w"
     return img
+
+
+def _render_t1_v2(subject: Subject, volumes: SubjectVolumes, affine: np.ndarray, shape: tuple, to_mni: np.ndarray):
+    """Noise-free v2 T1 on the native grid: the head, the body below it, the slice profile."""
+    variety = subject.extras.get("variety", {})
+    thick = variety.get("thick_slices")
+    grid_affine, grid_shape = thick_slice_grid(affine, shape, thick["axis"]) if thick else (affine, shape)
+    clean = resample(volumes.t1_mni, SIM_GRID.affine, grid_shape, grid_affine, world_to_world=to_mni, antialias=False)
+    if "neck" in variety:
+        near_brain = (sim_templates().outside_mm < 12.0).astype(np.float32)
+        near = resample(near_brain, SIM_GRID.affine, grid_shape, grid_affine, world_to_world=to_mni, antialias=False)
+        ijk = np.indices(grid_shape, dtype=np.float32).reshape(3, -1)
+        mni = (to_mni @ grid_affine)[:3, :3].astype(np.float32) @ ijk + (to_mni @ grid_affine)[:3, 3:4]
+        body = body_t1(mni.reshape(3, *grid_shape), scanner_contrast(subject.scanner))
+        del ijk, mni
+        clean = np.where((body > 0) & (near < 0.5), body, clean)
+    return average_slices(clean, thick["axis"]) if thick else clean
+
+
+def bias_field(rng: np.random.Generator, affine: np.ndarray, shape: tuple, center: np.ndarray) -> np.ndarray:
+    """Smooth multiplicative bias field: a random quadratic in world coordinates (about +-20%)."""
+    axes = [np.arange(n, dtype=np.float32) for n in shape]
+    coords = [
+        sum(affine[w, a] * axes[a].reshape([-1 if i == a else 1 for i in range(3)]) for a in range(3))
+        + affine[w, 3]
+        - center[w]
+        for w in range(3)
+    ]
+    coords = [c / 100.0 for c in coords]
+    log_bias = sum(rng.normal(0, 0.08) * c for c in coords)
+    log_bias = log_bias + sum(rng.normal(0, 0.06) * c * c for c in coords)
+    log_bias = log_bias + rng.normal(0, 0.05) * coords[0] * coords[1] + rng.normal(0, 0.05) * coords[1] * coords[2]
+    return np.exp(log_bias).astype(np.float32)
 
 
 def native_pet(subject: Subject, volumes: SubjectVolumes) -> nib.Nifti1Image:
@@ -425,11 +552,58 @@ def subject_paths(out_dir: Path, participant_id: str) -> dict[str, Path]:
     }
 
 
-def simulate_subject(seed: int, index: int, out_dir: Path, grid: ModelGrid, overwrite: bool = False) -> dict:
+def on_model_grid(volume: np.ndarray, grid: ModelGrid, order: int = 1) -> np.ndarray:
+    """A simulation-grid volume on the model grid (what a perfect affine registration gives)."""
+    return resample(volume, SIM_GRID.affine, grid.shape, grid.affine, order=order, antialias=order > 0)
+
+
+def parse_ages(text: str) -> tuple[float, ...]:
+    """'60,70,80' -> (60.0, 70.0, 80.0); ages outside 40-100 are refused."""
+    try:
+        ages = tuple(float(a) for a in text.split(",") if a.strip())
+    except ValueError:
+        raise UnknownNameError(f"--truth-ages {text!r} is not a comma list of ages", hint="e.g. 60,70,80,90") from None
+    bad = [a for a in ages if not 40.0 <= a <= 100.0]
+    if not ages or bad:
+        raise UnknownNameError(f"--truth-ages {text!r}: ages must lie in 40-100", hint="e.g. 60,70,80,90")
+    return ages
+
+
+def truth_age_paths(out_dir: Path, participant_id: str, age: float) -> dict[str, Path]:
+    """Counterfactual truth at ``age``: 'age only' (anatomy fixed) and 'aged' (brain age moved too)."""
+    truth = out_dir / "derivatives" / "truth" / participant_id
+    label = f"age{age:g}".replace(".", "p")
+    return {
+        "age_only_pet": truth / f"{participant_id}_space-model_desc-{label}only_pet.nii.gz",
+        "aged_pet": truth / f"{participant_id}_space-model_desc-{label}aged_pet.nii.gz",
+        "aged_t1": truth / f"{participant_id}_space-model_desc-{label}aged_T1w.nii.gz",
+    }
+
+
+def counterfactual_subjects(subject: Subject, age: float) -> tuple[Subject, Subject]:
+    """The same person at another chronological age: anatomy fixed ('age only'), and with the brain aged too."""
+    from dataclasses import replace
+
+    age_only = replace(subject, age=float(age))
+    aged = replace(subject, age=float(age), brain_age=subject.brain_age + float(age) - subject.age)
+    return age_only, aged
+
+
+def simulate_subject(
+    seed: int,
+    index: int,
+    out_dir: Path,
+    grid: ModelGrid,
+    overwrite: bool = False,
+    version: int = 1,
+    variety: dict[str, float] | None = None,
+    truth_ages: tuple[float, ...] = (),
+) -> dict:
     """Render and write one subject; returns its participants.tsv row and ground-truth figures."""
-    subject = draw_subject(seed, index)
+    subject = draw_subject(seed, index, version, variety)
     paths = subject_paths(out_dir, subject.participant_id)
-    for path in paths.values():
+    age_paths = {a: truth_age_paths(out_dir, subject.participant_id, a) for a in truth_ages}
+    for path in [*paths.values(), *(p for d in age_paths.values() for p in d.values())]:
         check_writable(path, overwrite)
     volumes = render_subject(subject)
 
@@ -437,7 +611,7 @@ def simulate_subject(seed: int, index: int, out_dir: Path, grid: ModelGrid, over
     write_atomic(native_pet(subject, volumes), paths["pet"])
 
     def to_model(volume: np.ndarray, order: int = 1) -> np.ndarray:
-        return resample(volume, SIM_GRID.affine, grid.shape, grid.affine, order=order, antialias=order > 0)
+        return on_model_grid(volume, grid, order)
 
     save_volume(to_model(volumes.t1_mni), paths["truth_t1"], affine=grid.affine, overwrite=overwrite)
     save_volume(to_model(volumes.pet_mni), paths["truth_pet"], affine=grid.affine, overwrite=overwrite)
@@ -447,8 +621,18 @@ def simulate_subject(seed: int, index: int, out_dir: Path, grid: ModelGrid, over
     save_volume(labels, paths["truth_labels"], affine=grid.affine, dtype=np.uint8, overwrite=overwrite)
     warp = np.stack([to_model(c) for c in volumes.displacement], axis=-1)
     save_volume(warp, paths["truth_warp"], affine=grid.affine, overwrite=overwrite)
+    for age, files in age_paths.items():
+        age_only, aged = counterfactual_subjects(subject, age)
+        save_volume(
+            to_model(render_subject(age_only).pet_mni), files["age_only_pet"], affine=grid.affine, overwrite=overwrite
+        )
+        aged_volumes = render_subject(aged)
+        save_volume(to_model(aged_volumes.pet_mni), files["aged_pet"], affine=grid.affine, overwrite=overwrite)
+        save_volume(to_model(aged_volumes.t1_mni), files["aged_t1"], affine=grid.affine, overwrite=overwrite)
 
     truth = {
+        "cohort_version": subject_version(subject),
+        "truth_ages": {f"{a:g}": {k: p.name for k, p in files.items()} for a, files in age_paths.items()},
         "subject": asdict(subject),
         "native_to_mni": native_to_mni(subject).tolist(),
         "pet_to_t1": pet_to_t1(subject).tolist(),
@@ -468,7 +652,7 @@ def simulate_subject(seed: int, index: int, out_dir: Path, grid: ModelGrid, over
 
 
 def _simulate_job(args: tuple) -> dict:
-    return simulate_subject(*args)
+    return simulate_subject(*args[:5], **args[5])
 
 
 def simulate_cohort(
@@ -480,20 +664,30 @@ def simulate_cohort(
     grid: ModelGrid | None = None,
     overwrite: bool = False,
     progress=None,
+    version: int = DEFAULT_VERSION,
+    variety: str = "default",
+    truth_ages: tuple[float, ...] = (),
 ) -> Path:
     """Write a simulated paired cohort of ``n`` subjects in a BIDS-like layout.
 
-    ``progress`` is called with no arguments after each subject (for a progress bar).
-    Returns the path of participants.tsv.
+    ``version`` picks the simulator (1: the first one, kept reproducible; 2: the FDG pattern
+    calibrated to the literature and real-scan variety). ``variety`` (version 2): 'default',
+    'none', 'all' or a comma list (scan_variety.py). ``truth_ages``: also write each subject's
+    counterfactual truth at these ages. ``progress`` is called with no arguments after each
+    subject (for a progress bar). Returns the path of participants.tsv.
     """
     out_dir = Path(out_dir)
     grid = grid or default_grid()
     if n < 1:
         raise ValueError("n must be at least 1")
+    if version not in VERSIONS:
+        raise UnknownNameError(f"unknown simulator version {version}", hint="choose 1 or 2")
+    probabilities = variety_probabilities(variety) if version >= 2 else None
+    options = {"version": version, "variety": probabilities, "truth_ages": tuple(float(a) for a in truth_ages)}
     participants = out_dir / "participants.tsv"
     check_writable(participants, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, i, out_dir, grid, overwrite) for i in range(n)]
+    tasks = [(seed, i, out_dir, grid, overwrite, options) for i in range(n)]
     rows: list[dict] = []
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -516,7 +710,14 @@ def simulate_cohort(
         "BIDSVersion": "1.9.0",
         "DatasetType": "raw",
         "GeneratedBy": [{"Name": "mri2pet", "Version": __version__}],
-        "mri2pet_simulation": {"n": n, "seed": seed, "model_grid": grid.describe()},
+        "mri2pet_simulation": {
+            "version": version,
+            "n": n,
+            "seed": seed,
+            "variety_probability": probabilities,
+            "truth_ages": list(options["truth_ages"]),
+            "model_grid": grid.describe(),
+        },
     }
     write_text_atomic(json.dumps(description, indent=2), out_dir / "dataset_description.json", overwrite=True)
     return participants

@@ -1,0 +1,106 @@
+"""Fit simulator v2's FDG uptake to the literature table (writes mri2pet_cli/data/fdg_v2_calibration.json).
+
+    python benchmarks/calibrate_simulation.py [--subjects 4] [--iterations 6]
+
+The table (mri2pet_cli/fdg_reference.py) gives SUVRs as measured: after the point-spread blur,
+on AAL regions of the model grid, cerebellar cortex = 1. The simulator's numbers are pre-blur
+grey-matter uptake factors. So for a few CN subjects (own anatomy, no regional noise):
+1. factors: render at age 70, measure each row's SUVR, multiply its factor by target / measured;
+   repeat (the map is close to linear, so a few rounds converge to well under 1 %);
+2. age: render at ages 60 and 80 (brain age moving with age), and move each row's metabolic
+   slope by (table slope - measured slope); the measured slope includes the partial-volume
+   loss of atrophy, so the metabolic slope is what is left of the table's;
+3. AD: the same with severity 0 and 0.75 at age 75.
+Prints the residuals of each step. Deterministic: same code, same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+
+import numpy as np
+
+from mri2pet_cli.fdg_model import AD_REFERENCE_SEVERITY, CALIBRATION_FILE, REFERENCE_AGE, FdgModel, row_suvr
+from mri2pet_cli.fdg_reference import REGIONS
+from mri2pet_cli.grid import default_grid
+from mri2pet_cli.io import write_text_atomic
+from mri2pet_cli.scan_variety import variety_probabilities
+from mri2pet_cli.simulate import draw_subject, on_model_grid, render_subject
+
+CALIBRATION_SEED = 20261123
+
+
+def subjects(n: int, **changes) -> list:
+    none = variety_probabilities("none")
+    fields = {"diagnosis": "CN", "severity": 0.0, **changes}
+    return [dataclasses.replace(draw_subject(CALIBRATION_SEED, i, 2, none), **fields) for i in range(n)]
+
+
+def measure(group: list, model: FdgModel) -> dict[str, float]:
+    grid = default_grid()
+    rows = []
+    for s in group:
+        volumes = render_subject(s, fdg=model, variation=False)
+        rows.append(row_suvr(on_model_grid(volumes.pet_mni, grid), on_model_grid(volumes.labels, grid, order=0)))
+    return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
+
+
+def report(step: str, measured: dict[str, float], target: dict[str, float]) -> None:
+    err = {k: measured[k] - target[k] for k in target}
+    worst = max(err, key=lambda k: abs(err[k]))
+    mean = np.mean(np.abs(list(err.values())))
+    print(f"{step}: max |error| {abs(err[worst]):.4f} ({worst}), mean |error| {mean:.4f}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--iterations", type=int, default=10)
+    args = parser.parse_args()
+    model = FdgModel.uncalibrated()
+    targets = {r.name: r.suvr_mean for r in REGIONS}
+
+    at_70 = subjects(args.subjects, age=REFERENCE_AGE, brain_age=REFERENCE_AGE)
+    for i in range(args.iterations):
+        measured = measure(at_70, model)
+        report(f"levels, round {i + 1}", measured, targets)
+        factor = {k: model.factor[k] * targets[k] / measured[k] for k in targets}
+        model = dataclasses.replace(model, factor=factor)
+
+    age_target = {r.name: r.age_pct_per_decade for r in REGIONS}
+    for i in range(3):
+        young = measure(subjects(args.subjects, age=60.0, brain_age=60.0), model)
+        old = measure(subjects(args.subjects, age=80.0, brain_age=80.0), model)
+        slope = {k: (old[k] / young[k] - 1.0) / 2.0 * 100.0 for k in young}
+        report(f"age %/decade, round {i + 1}", slope, age_target)
+        fitted = {k: model.age_pct_per_decade[k] + age_target[k] - slope[k] for k in slope}
+        model = dataclasses.replace(model, age_pct_per_decade=fitted)
+
+    ad_target = {r.name: r.ad_pct for r in REGIONS}
+    for i in range(2):
+        cn = measure(subjects(args.subjects, age=75.0, brain_age=75.0), model)
+        ad = measure(subjects(args.subjects, age=75.0, brain_age=75.0, severity=AD_REFERENCE_SEVERITY), model)
+        effect = {k: (ad[k] / cn[k] - 1.0) * 100.0 for k in cn}
+        report(f"AD %, round {i + 1}", effect, ad_target)
+        fitted = {k: min(model.ad_pct[k] + ad_target[k] - effect[k], 0.0) for k in effect}
+        model = dataclasses.replace(model, ad_pct=fitted)
+
+    final = measure(at_70, model)
+    report("levels after the effect fits", final, targets)
+    out = model.to_json()
+    out["provenance"] = {
+        "script": "benchmarks/calibrate_simulation.py",
+        "subjects": args.subjects,
+        "iterations": args.iterations,
+        "seed": CALIBRATION_SEED,
+        "measured_at_reference_age": {k: round(v, 4) for k, v in final.items()},
+    }
+    out = json.loads(json.dumps(out), parse_float=lambda x: round(float(x), 5))
+    write_text_atomic(json.dumps(out, indent=1) + "\n", CALIBRATION_FILE, overwrite=True)
+    print(f"wrote {CALIBRATION_FILE}")
+
+
+if __name__ == "__main__":
+    main()
