@@ -22,7 +22,14 @@ import json
 
 import numpy as np
 
-from mri2pet_cli.fdg_model import AD_REFERENCE_SEVERITY, CALIBRATION_FILE, REFERENCE_AGE, FdgModel, row_suvr
+from mri2pet_cli.fdg_model import (
+    AD_REFERENCE_SEVERITY,
+    CALIBRATION_FILE,
+    REFERENCE_AGE,
+    FdgModel,
+    calibrated_model,
+    row_suvr,
+)
 from mri2pet_cli.fdg_reference import REGIONS
 from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
@@ -58,8 +65,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--iterations", type=int, default=10)
+    parser.add_argument(
+        "--refine", action="store_true", help="start from the shipped fit and refit only the levels (more subjects)"
+    )
     args = parser.parse_args()
-    model = FdgModel.uncalibrated()
+    model = calibrated_model() if args.refine else FdgModel.uncalibrated()
+    history = dict(model.provenance.get("history", {})) if args.refine else {}
     targets = {r.name: r.suvr_mean for r in REGIONS}
 
     at_70 = subjects(args.subjects, age=REFERENCE_AGE, brain_age=REFERENCE_AGE)
@@ -70,7 +81,7 @@ def main() -> None:
         model = dataclasses.replace(model, factor=factor)
 
     age_target = {r.name: r.age_pct_per_decade for r in REGIONS}
-    for i in range(3):
+    for i in range(0 if args.refine else 3):
         young = measure(subjects(args.subjects, age=60.0, brain_age=60.0), model)
         old = measure(subjects(args.subjects, age=80.0, brain_age=80.0), model)
         slope = {k: (old[k] / young[k] - 1.0) / 2.0 * 100.0 for k in young}
@@ -79,7 +90,7 @@ def main() -> None:
         model = dataclasses.replace(model, age_pct_per_decade=fitted)
 
     ad_target = {r.name: r.ad_pct for r in REGIONS}
-    for i in range(2):
+    for i in range(0 if args.refine else 2):
         cn = measure(subjects(args.subjects, age=75.0, brain_age=75.0), model)
         ad = measure(subjects(args.subjects, age=75.0, brain_age=75.0, severity=AD_REFERENCE_SEVERITY), model)
         effect = {k: (ad[k] / cn[k] - 1.0) * 100.0 for k in cn}
@@ -90,11 +101,12 @@ def main() -> None:
     final = measure(at_70, model)
     report("levels after the effect fits", final, targets)
     out = model.to_json()
+    step = "levels refined" if args.refine else "levels, age and AD effects"
+    history[step] = {"subjects": args.subjects, "iterations": args.iterations}
     out["provenance"] = {
         "script": "benchmarks/calibrate_simulation.py",
-        "subjects": args.subjects,
-        "iterations": args.iterations,
         "seed": CALIBRATION_SEED,
+        "history": history,
         "measured_at_reference_age": {k: round(v, 4) for k, v in final.items()},
     }
     out = json.loads(json.dumps(out), parse_float=lambda x: round(float(x), 5))

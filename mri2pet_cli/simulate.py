@@ -253,16 +253,21 @@ def sim_templates() -> SimTemplates:
 # anatomy, T1 and PET for one subject on the simulation grid
 
 
+def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sd: float, step: int = 8) -> np.ndarray:
+    """A smooth random scalar field with about ``sd``: Gaussian noise on a grid every ``step`` voxels, zoomed."""
+    coarse_shape = tuple(int(np.ceil(s / step)) + 1 for s in shape)
+    coarse = ndimage.gaussian_filter(rng.normal(0.0, 1.0, coarse_shape), 1.0)
+    coarse *= sd / max(coarse.std(), 1e-6)
+    return ndimage.zoom(coarse, [s / cs for s, cs in zip(shape, coarse_shape)], order=1)[
+        : shape[0], : shape[1], : shape[2]
+    ]
+
+
 def smooth_displacement(rng: np.random.Generator, shape: tuple[int, ...], sd_mm: float, step: int = 8):
     """A smooth random displacement field (3, *shape) in mm with about ``sd_mm`` per component."""
-    coarse_shape = tuple(int(np.ceil(s / step)) + 1 for s in shape)
     out = np.empty((3, *shape), dtype=np.float32)
     for c in range(3):
-        coarse = ndimage.gaussian_filter(rng.normal(0.0, 1.0, coarse_shape), 1.0)
-        coarse *= sd_mm / max(coarse.std(), 1e-6)
-        out[c] = ndimage.zoom(coarse, [s / cs for s, cs in zip(shape, coarse_shape)], order=1)[
-            : shape[0], : shape[1], : shape[2]
-        ]
+        out[c] = smooth_field(rng, shape, sd_mm, step)
     return out
 
 
@@ -312,7 +317,7 @@ def regional_factors(subject: Subject, rng: np.random.Generator) -> np.ndarray:
 
 def vary_sulcal_depth(gm: np.ndarray, csf: np.ndarray, cortex: np.ndarray, rng: np.random.Generator):
     """Wider sulci in some places, narrower in others: up to 25 % of cortical GM exchanged with CSF."""
-    field = smooth_displacement(rng, gm.shape, sd_mm=0.12, step=6)[0]
+    field = smooth_field(rng, gm.shape, sd=0.12, step=6).astype(np.float32)
     widen = np.clip(field, 0.0, 0.25) * gm * cortex
     fill = np.minimum(np.clip(-field, 0.0, 0.25) * gm, csf) * cortex
     return gm - widen + fill, csf + widen - fill
@@ -489,11 +494,16 @@ def _render_t1_v2(subject: Subject, volumes: SubjectVolumes, affine: np.ndarray,
     if "neck" in variety:
         near_brain = (sim_templates().outside_mm < 12.0).astype(np.float32)
         near = resample(near_brain, SIM_GRID.affine, grid_shape, grid_affine, world_to_world=to_mni, antialias=False)
-        ijk = np.indices(grid_shape, dtype=np.float32).reshape(3, -1)
-        mni = (to_mni @ grid_affine)[:3, :3].astype(np.float32) @ ijk + (to_mni @ grid_affine)[:3, 3:4]
-        body = body_t1(mni.reshape(3, *grid_shape), scanner_contrast(subject.scanner))
-        del ijk, mni
-        clean = np.where((body > 0) & (near < 0.5), body, clean)
+        # the body lies below MNI z = -40: evaluate it only there
+        vox_to_mni = (to_mni @ grid_affine)[:3].astype(np.float32)
+        ijk = np.indices(grid_shape, dtype=np.float32)
+        z = sum(vox_to_mni[2, a] * ijk[a] for a in range(3)) + vox_to_mni[2, 3]
+        below = (z < -40) & (near < 0.5)
+        points = np.stack([ijk[a][below] for a in range(3)])
+        mni = vox_to_mni[:, :3] @ points + vox_to_mni[:, 3:4]
+        body = body_t1(mni, scanner_contrast(subject.scanner))
+        del ijk, z, points, mni
+        clean[below] = np.where(body > 0, body, clean[below])
     return average_slices(clean, thick["axis"]) if thick else clean
 
 

@@ -35,9 +35,12 @@ def tiny_path(tmp_path, tiny_image):
 
 @pytest.fixture(scope="session")
 def simulated_cohort(tmp_path_factory):
-    """One simulated subject (raw T1, PET and truth), shared by the slower tests."""
+    """One simulated subject (raw T1, PET and truth), shared by the slower tests.
+
+    Version 1: the shipped weights were trained on v1 cohorts (their cards say so); v2 has its own tests.
+    """
     from mri2pet_cli.simulate import simulate_cohort
 
     folder = tmp_path_factory.mktemp("cohort")
-    simulate_cohort(folder, 1, seed=5)
+    simulate_cohort(folder, 1, seed=5, version=1)
     return folder

@@ -39,7 +39,8 @@ def measured(volumes) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def cn_70():
-    return [measured(render_subject(cn(i))) for i in (0, 1)]
+    """Two CN people at 70 with the population pattern (their own regional variation left out)."""
+    return [measured(render_subject(cn(i), variation=False)) for i in (0, 1)]
 
 
 def test_cn_pattern_follows_the_literature(cn_70):
@@ -52,9 +53,10 @@ def test_cn_pattern_follows_the_literature(cn_70):
         # most of the cortex 10-40 % above the cerebellar cortex, after the blur
         for name in ("frontal superior", "frontal middle", "parietal inferior", "precuneus", "lateral occipital"):
             assert 1.08 < suvr[name] < 1.5, (name, suvr[name])
-        # each region close to its literature mean (one reference SD)
-        for r in scored:
-            assert abs(suvr[r.name] - r.suvr_mean) < 1.5 * r.suvr_sd, (r.name, suvr[r.name], r.suvr_mean)
+    # the two people's mean within one reference SD of the literature mean (the fit was on other people)
+    for r in scored_regions():
+        mean = np.mean([suvr[r.name] for suvr in cn_70])
+        assert abs(mean - r.suvr_mean) < r.suvr_sd, (r.name, mean, r.suvr_mean)
 
 
 def test_age_lowers_frontal_and_cingulate_more_than_occipital():
