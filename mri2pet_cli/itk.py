@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -109,7 +111,24 @@ def register_affine(fixed: sitk.Image, moving: sitk.Image, *, affine_stage: bool
     Both images are first brought to about 2 mm. Returns the transform
     (fixed LPS point -> moving LPS point) and the final metric values.
     """
-    fixed, moving = coarsen(fixed), coarsen(moving)
+    with single_threaded():
+        return _register_affine(coarsen(fixed), coarsen(moving), affine_stage)
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """ITK on one thread: its multithreaded Mattes MI sums in a varying order, so two runs of the same
+    registration gave different transforms (the metric differed in the 10th digit). N4 stays
+    multithreaded: it is deterministic."""
+    threads = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
+
+
+def _register_affine(fixed: sitk.Image, moving: sitk.Image, affine_stage: bool) -> tuple[sitk.Transform, dict]:
     rigid = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )

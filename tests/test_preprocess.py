@@ -154,3 +154,23 @@ def test_a_pet_given_as_t1_fails_the_registration_check(simulated_cohort):
     pet = simulated_cohort / "sub-001" / "pet" / "sub-001_pet.nii.gz"
     with pytest.raises(ProcessingError, match="registration to MNI failed: correlation with the MNI T1"):
         preprocess(pet)
+
+
+def test_registration_qc_accepts_any_t1_contrast_and_refuses_reversed_ones():
+    """Rank correlation and WM > GM hold for 1.5 T or enhanced T1s, not for T2 or PET (issue 12)."""
+    from mri2pet_cli.atlas import template_maps
+    from mri2pet_cli.preprocess import REGISTRATION_GRID, check_registration, registration_checks
+
+    maps = template_maps(REGISTRATION_GRID)
+    brain = maps.brain_mask
+    t1 = maps.t1 * brain
+    low_contrast = np.sqrt(t1) * brain  # a monotone change of contrast, GM/WM nearer each other
+    for image in (t1, low_contrast):
+        checks = registration_checks(image, brain, maps)
+        assert checks["t1_rank_correlation_with_template"] > 0.95 and checks["wm_to_gm_ratio"] > 1.08
+        check_registration({**checks, "scale_factors": [1.0, 1.0, 1.0]}, "t1.nii.gz")
+    t2_like = (1.0 - maps.t1) * brain
+    checks = registration_checks(t2_like, brain, maps)
+    assert checks["t1_rank_correlation_with_template"] < 0 and checks["wm_to_gm_ratio"] < 1
+    with pytest.raises(ProcessingError, match="t2.nii.gz: registration to MNI failed.*not a T1-weighted"):
+        check_registration({**checks, "scale_factors": [1.0, 1.0, 1.0]}, "t2.nii.gz")

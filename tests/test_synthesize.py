@@ -99,3 +99,31 @@ def test_dual_glow_age_series_with_uncertainty(simulated_cohort, tmp_path):
     curve = (folder / "sub-001_desc-dual-glow_agecurve.csv").read_text().splitlines()
     assert curve[0].startswith("age,posterior_cingulate") and len(curve) == 3
     assert (folder / "sub-001_desc-dual-glow_agecurve.png").exists()
+
+
+def _synthesize_twice(t1, tmp_path, *options: str) -> list[dict[str, bytes]]:
+    """Run `synthesize` twice into two folders; the data (not the gzip stream) of every NIfTI written."""
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["synthesize", str(t1), "-o", str(out), *options])
+        assert result.exit_code == 0, result.output
+        runs.append({p.name: np.asanyarray(nib.load(str(p)).dataobj).tobytes() for p in out.rglob("*.nii.gz")})
+    return runs
+
+
+def test_same_input_same_bytes_unet(simulated_cohort, weights, tmp_path):
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    first, second = _synthesize_twice(t1, tmp_path, "--weights", str(weights))
+    assert first.keys() == second.keys() and len(first) >= 2
+    for name in first:
+        assert first[name] == second[name], name
+
+
+@pytest.mark.slow
+def test_same_input_same_bytes_dual_glow_samples(simulated_cohort, tmp_path):
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    first, second = _synthesize_twice(t1, tmp_path, "--model", "dual-glow", "--samples", "2", "--seed", "3")
+    assert any("std" in name for name in first)
+    for name in first:
+        assert first[name] == second[name], name
