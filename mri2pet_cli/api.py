@@ -25,6 +25,7 @@ class SynthesisOptions:
     device: str = "auto"
     precision: str = "fp32"
     skull_strip: str = "deepbet"
+    qc: str = "strict"  # warn: write the outputs of a T1 that fails a registration check, with the failures
     samples: int = 1
     temperature: float | None = None  # None: 0 for one sample (point estimate), 0.7 for several
     seed: int = 0
@@ -92,7 +93,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     ``age_series`` added for a series.
     """
     from .evaluation import resolve_device
-    from .preprocess import preprocess
+    from .preprocess import preprocess, save_refusal_qc
 
     sid = subject.subject_id
     series = [float(a) for a in ages] if ages and len(ages) > 1 else None
@@ -115,9 +116,10 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     loaded = cached_model(options.model, options.weights)
     timings["load_model"] = time.perf_counter() - clock
     try:
-        pre = preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip)
+        pre = preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip, qc=options.qc)
     except Mri2PetError as exc:
         exc.message = exc.message if sid in exc.message else f"{sid}: {exc.message}"
+        save_refusal_qc(exc, out_dir, sid)
         raise
     timings.update({f"preprocess.{k}": v for k, v in pre.timings.items()})
     device = resolve_device(options.device)

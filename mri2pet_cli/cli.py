@@ -142,6 +142,13 @@ def preprocess(
     ] = "deepbet",
     jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+    qc: Annotated[
+        str,
+        typer.Option(
+            help="strict: refuse a T1 whose registration fails a check (its QC picture is still written); "
+            "warn: write the outputs anyway and list the failed checks in the JSON and the summary."
+        ),
+    ] = "strict",
 ) -> None:
     """Raw T1 (and PET) -> model grid: N4, brain extraction, MNI registration, normalisation, QC."""
     import functools
@@ -151,7 +158,10 @@ def preprocess(
     from .subjects import find_subjects
 
     subjects = find_subjects(inputs, pet=pet, with_pet=with_pet)
-    work = functools.partial(preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite)
+    check_qc_mode(qc)
+    work = functools.partial(
+        preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite, qc=qc
+    )
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing")
     for sid, summary in sorted(result.done.items()):
         checks, timings = summary["checks"], summary["timings"]
@@ -160,7 +170,25 @@ def preprocess(
             f"{sid}: ok, brain {checks['brain_volume_ml']:.0f} ml, MNI overlap {checks['mask_dice_with_template']:.3f}"
             f"{extra}, {timings['total']:.1f} s"
         )
+    warn_failed_checks({sid: summary["checks"] for sid, summary in result.done.items()})
     finish_batch(result.failed, len(subjects), out_dir)
+
+
+def check_qc_mode(qc: str) -> None:
+    from .names import did_you_mean
+    from .preprocess import QC_MODES
+
+    if qc not in QC_MODES:
+        raise Mri2PetError(f"unknown --qc {qc!r}{did_you_mean(qc, QC_MODES)}", hint="choose strict or warn")
+
+
+def warn_failed_checks(checks_by_subject: dict[str, dict]) -> None:
+    """With --qc warn: the subjects written despite a failed check, and which."""
+    flagged = {sid: c["qc_failed"] for sid, c in checks_by_subject.items() if c.get("qc_failed")}
+    if flagged:
+        err_console.print(f"[bold yellow]{len(flagged)} subjects written with failed QC checks (--qc warn):[/]")
+        for sid, problems in sorted(flagged.items()):
+            err_console.print(f"  {sid}: " + "; ".join(problems), soft_wrap=True)
 
 
 def finish_batch(failed: dict[str, str], total: int, out_dir: Path) -> None:
@@ -368,6 +396,13 @@ def synthesize(
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+    qc: Annotated[
+        str,
+        typer.Option(
+            help="strict: refuse a T1 whose registration fails a check (its QC picture is still written); "
+            "warn: write the outputs anyway and list the failed checks in the JSON and the summary."
+        ),
+    ] = "strict",
 ) -> None:
     """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
     import functools
@@ -399,7 +434,9 @@ def synthesize(
         temperature=temperature,
         seed=seed,
         overwrite=overwrite,
+        qc=qc,
     )
+    check_qc_mode(qc)
     work = functools.partial(run_synthesis, out_dir=out_dir, options=options, ages=ages if len(ages) > 1 else None)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="synthesizing")
     for sid, record in sorted(result.done.items()):
@@ -409,6 +446,7 @@ def synthesize(
         console.print(f"{sid}: {record['outputs']['pet_native']} ({total:.1f} s{extra})")
         if "age_series" in record:
             console.print(f"{sid}: age series {record['age_series']['ages']} -> {record['age_series']['files']['png']}")
+    warn_failed_checks({sid: record.get("preprocessing_checks", {}) for sid, record in result.done.items()})
     finish_batch(result.failed, len(subjects), out_dir)
 
 

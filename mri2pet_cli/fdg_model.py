@@ -41,6 +41,9 @@ class FdgModel:
     global_sd: float = GLOBAL_SD
     pair_sd: float = PAIR_SD
     side_sd: float = SIDE_SD
+    # per-row region term where partial volume damps a region's own variation (deep and medial temporal
+    # grey matter): fitted from the realism benchmark's SDs (benchmarks/calibrate_simulation.py --fit-variation)
+    pair_sd_by_row: dict[str, float] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
 
     @classmethod
@@ -60,6 +63,7 @@ class FdgModel:
             "global_sd": self.global_sd,
             "pair_sd": self.pair_sd,
             "side_sd": self.side_sd,
+            "pair_sd_by_row": self.pair_sd_by_row,
             "provenance": self.provenance,
         }
 
@@ -74,6 +78,7 @@ def calibrated_model() -> FdgModel:
         global_sd=meta["global_sd"],
         pair_sd=meta["pair_sd"],
         side_sd=meta["side_sd"],
+        pair_sd_by_row=meta.get("pair_sd_by_row", {}),
         provenance=meta.get("provenance", {}),
     )
 
@@ -101,7 +106,7 @@ def regional_factors(
         ad_term = 1.0 + model.ad_pct[row] / 100.0 * severity / AD_REFERENCE_SEVERITY
         lut[labels] = model.factor[row] * max(age_term, 0.3) * max(ad_term, 0.3)
         if rng is not None:
-            pair = rng.normal(0.0, model.pair_sd)
+            pair = rng.normal(0.0, model.pair_sd_by_row.get(row, model.pair_sd))
             for v in labels:
                 lut[v] *= np.exp(level + pair + rng.normal(0.0, model.side_sd))
     for v in reference:

@@ -34,6 +34,7 @@ from .names import did_you_mean
 from .resample import resample
 
 SKULL_STRIP_METHODS = ("deepbet", "template", "none")
+QC_MODES = ("strict", "warn")
 BRAIN_VOLUME_ML = (700.0, 2400.0)
 MIN_MASK_DICE = 0.85
 # Contrast-free checks (issue 12): a rank correlation survives any monotone T1 contrast (1.5 T, contrast
@@ -133,6 +134,17 @@ def registration_checks(warped: np.ndarray, warped_mask: np.ndarray, maps) -> di
 
 
 def check_registration(checks: dict, name: str) -> None:
+    """Raise ProcessingError naming ``name`` when the registration fails a check."""
+    problems = registration_problems(checks)
+    if problems:
+        raise ProcessingError(
+            f"{name}: registration to MNI failed: " + "; ".join(problems),
+            hint="is this a T1-weighted head MRI? --qc warn writes the outputs anyway, with the failed checks",
+        )
+
+
+def registration_problems(checks: dict) -> list[str]:
+    """The registration checks that failed, each in words (empty when all pass)."""
     problems = []
     if checks["mask_dice_with_template"] < MIN_MASK_DICE:
         problems.append(
@@ -151,11 +163,7 @@ def check_registration(checks: dict, name: str) -> None:
     scales = checks["scale_factors"]
     if max(scales) > 1.5 or min(scales) < 0.6:
         problems.append(f"implausible scaling {scales}")
-    if problems:
-        raise ProcessingError(
-            f"{name}: registration to MNI failed: " + "; ".join(problems),
-            hint="is this a T1-weighted head MRI?",
-        )
+    return problems
 
 
 def normalise_t1(t1_grid: np.ndarray, mask_grid: np.ndarray, grid: ModelGrid) -> tuple[np.ndarray, float]:
@@ -189,13 +197,21 @@ def preprocess(
     pet_path: str | Path | None = None,
     skull_strip: str = "deepbet",
     grid: ModelGrid | None = None,
+    qc: str = "strict",
 ) -> Preprocessed:
-    """Raw T1 (and optional PET) -> model grid. Raises Mri2PetError naming the file on failure."""
+    """Raw T1 (and optional PET) -> model grid. Raises Mri2PetError naming the file on failure.
+
+    ``qc``: 'strict' refuses a T1 whose registration fails a check (the error carries the
+    model-grid T1 as ``qc_volume`` so that its QC picture can still be drawn); 'warn' goes on and
+    lists the failed checks in ``checks['qc_failed']``.
+    """
     if skull_strip not in SKULL_STRIP_METHODS:
         raise UnknownNameError(
             f"unknown skull-strip method {skull_strip!r}{did_you_mean(skull_strip, SKULL_STRIP_METHODS)}",
             hint=f"choose one of {', '.join(SKULL_STRIP_METHODS)}",
         )
+    if qc not in QC_MODES:
+        raise UnknownNameError(f"unknown QC mode {qc!r}{did_you_mean(qc, QC_MODES)}", hint="choose strict or warn")
     grid = grid or default_grid()
     name = str(t1_path)
     timings: dict[str, float] = {}
@@ -249,12 +265,21 @@ def preprocess(
     native_to_mni, checks = register_to_mni(corrected, ras.affine, mask)
     checks["brain_volume_ml"] = round(brain_ml, 1)
     lap("registration", metric="mattes_mi", stages=["rigid", "affine"], levels=[4, 2, 1])
-    check_registration(checks, name)
 
     mni_to_native = np.linalg.inv(native_to_mni)
     t1_grid = resample(corrected, ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)
     mask_grid = resample(mask.astype(np.float32), ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)
     mask_grid = mask_grid > 0.5
+    problems = registration_problems(checks)
+    checks["qc_failed"] = problems
+    if problems and qc == "strict":
+        error = ProcessingError(
+            f"{name}: registration to MNI failed: " + "; ".join(problems),
+            hint="is this a T1-weighted head MRI? --qc warn writes the outputs anyway, with the failed checks",
+        )
+        error.qc_volume = t1_grid / max(float(np.percentile(t1_grid, 99)), 1e-6)
+        error.qc_grid = grid
+        raise error
     t1_grid, wm_level = normalise_t1(t1_grid, mask_grid, grid)
     checks["wm_level"] = wm_level
     lap("normalise_and_resample", normalisation="white-matter median = 1", grid=grid.describe()["shape"])
@@ -428,15 +453,31 @@ def load_preprocessed(out_dir: str | Path, subject_id: str) -> Preprocessed:
     )
 
 
-def preprocess_and_save(subject, out_dir: str | Path, *, skull_strip: str = "deepbet", overwrite: bool = False) -> dict:
+def save_refusal_qc(exc: Exception, out_dir: str | Path, subject_id: str) -> None:
+    """The QC picture of a T1 refused after registration, so that the reason can be seen."""
+    volume = getattr(exc, "qc_volume", None)
+    if volume is None:
+        return
+    from .figures import registration_qc
+
+    grid = getattr(exc, "qc_grid", None) or default_grid()
+    path = output_paths(out_dir, subject_id)["qc"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    registration_qc(volume, template_maps(grid).brain_mask, grid, f"{subject_id}: REFUSED by QC", path)
+
+
+def preprocess_and_save(
+    subject, out_dir: str | Path, *, skull_strip: str = "deepbet", overwrite: bool = False, qc: str = "strict"
+) -> dict:
     """Preprocess one :class:`~mri2pet_cli.subjects.SubjectInput` and write its files; returns its checks."""
     from .errors import Mri2PetError
 
     try:
-        result = preprocess(subject.t1, pet_path=subject.pet, skull_strip=skull_strip)
+        result = preprocess(subject.t1, pet_path=subject.pet, skull_strip=skull_strip, qc=qc)
     except Mri2PetError as exc:
         if subject.subject_id not in exc.message:
             exc.message = f"{subject.subject_id}: {exc.message}"
+        save_refusal_qc(exc, out_dir, subject.subject_id)
         raise
     save_preprocessed(
         result, out_dir, subject.subject_id, sources={"t1": subject.t1, "pet": subject.pet}, overwrite=overwrite

@@ -174,3 +174,26 @@ def test_registration_qc_accepts_any_t1_contrast_and_refuses_reversed_ones():
     assert checks["t1_rank_correlation_with_template"] < 0 and checks["wm_to_gm_ratio"] < 1
     with pytest.raises(ProcessingError, match="t2.nii.gz: registration to MNI failed.*not a T1-weighted"):
         check_registration({**checks, "scale_factors": [1.0, 1.0, 1.0]}, "t2.nii.gz")
+
+
+def test_qc_strict_refuses_with_a_picture_and_warn_writes_with_the_failures(simulated_cohort, tmp_path):
+    from mri2pet_cli.preprocess import output_paths, preprocess_and_save
+    from mri2pet_cli.subjects import SubjectInput
+
+    img = nib.load(str(subject_paths(simulated_cohort, "sub-001")["t1"]))
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    head = data > 0.1 * np.percentile(data, 99)
+    t2_like = np.where(head, np.percentile(data[head], 99) - data, 0.0)  # CSF bright, WM dark
+    path = tmp_path / "t2like.nii.gz"
+    nib.save(nib.Nifti1Image(t2_like.astype(np.float32), img.affine), str(path))
+    subject = SubjectInput("sub-t2", path)
+
+    with pytest.raises(ProcessingError, match="sub-t2: .*registration to MNI failed"):
+        preprocess_and_save(subject, tmp_path / "strict")
+    assert output_paths(tmp_path / "strict", "sub-t2")["qc"].exists()
+    assert not output_paths(tmp_path / "strict", "sub-t2")["t1"].exists()
+
+    summary = preprocess_and_save(subject, tmp_path / "warn", qc="warn")
+    assert summary["checks"]["qc_failed"] and output_paths(tmp_path / "warn", "sub-t2")["t1"].exists()
+    sidecar = json.loads(output_paths(tmp_path / "warn", "sub-t2")["json"].read_text())
+    assert sidecar["checks"]["qc_failed"] == summary["checks"]["qc_failed"]
