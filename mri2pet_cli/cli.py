@@ -414,6 +414,7 @@ def synthesize(
     from .models.registry import get_model_info
     from .subjects import find_subjects
 
+    check_qc_mode(qc)
     info = get_model_info(model)
     cached_model(model, None if weights is None else str(weights))  # checks the weights once, up front
     ages = age or []
@@ -436,7 +437,6 @@ def synthesize(
         overwrite=overwrite,
         qc=qc,
     )
-    check_qc_mode(qc)
     work = functools.partial(run_synthesis, out_dir=out_dir, options=options, ages=ages if len(ages) > 1 else None)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="synthesizing")
     for sid, record in sorted(result.done.items()):
