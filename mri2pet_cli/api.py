@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .console import stage
 from .errors import Mri2PetError
 from .io import check_writable, load_volume, save_volume, write_text_atomic
 
 AGE_LIMITS = (30.0, 100.0)
+AGE_CURVE_SUVR = (0.6, 1.6)  # the age-curve y axis, fixed
 
 
 @dataclass(frozen=True)
@@ -59,16 +61,25 @@ def resolved_temperature(options: SynthesisOptions) -> float:
     return 0.0 if options.samples == 1 else 0.7
 
 
+def bids_label(text: str) -> str:
+    """A BIDS label: letters and digits only ('dual-glow' -> 'dualglow', 72.5 -> '72p5')."""
+    return "".join(c for c in str(text).replace(".", "p") if c.isalnum())
+
+
 def output_paths(out_dir: Path, subject_id: str, model: str, age: float | None = None) -> dict[str, Path]:
-    """Files of one synthesis; with an age series each age gets its own (``_age-70``)."""
+    """Files of one synthesis (BIDS derivative names); with an age series each age gets its own (``_age-70``).
+
+    The std map of a sampling model carries ``stat-std`` (as in BIDS statistical derivatives).
+    """
     folder = Path(out_dir) / subject_id
-    tag = "" if age is None else f"_age-{age:g}"
-    stem = f"{subject_id}{tag}_desc-{model}"
+    tag = "" if age is None else f"_age-{bids_label(f'{age:g}')}"
+    desc = f"desc-{bids_label(model)}"
+    stem = f"{subject_id}{tag}_{desc}"
     return {
-        "pet_native": folder / f"{subject_id}{tag}_space-T1w_desc-{model}_pet.nii.gz",
-        "pet_mni": folder / f"{subject_id}{tag}_space-MNI152_desc-{model}_pet.nii.gz",
-        "std_native": folder / f"{subject_id}{tag}_space-T1w_desc-{model}std_pet.nii.gz",
-        "std_mni": folder / f"{subject_id}{tag}_space-MNI152_desc-{model}std_pet.nii.gz",
+        "pet_native": folder / f"{subject_id}{tag}_space-T1w_{desc}_pet.nii.gz",
+        "pet_mni": folder / f"{subject_id}{tag}_space-MNI152_{desc}_pet.nii.gz",
+        "std_native": folder / f"{subject_id}{tag}_space-T1w_{desc}_stat-std_pet.nii.gz",
+        "std_mni": folder / f"{subject_id}{tag}_space-MNI152_{desc}_stat-std_pet.nii.gz",
         "roi_csv": folder / f"{stem}_roi.csv",
         "report_png": folder / f"{stem}_report.png",
         "report_html": folder / f"{stem}_report.html",
@@ -79,8 +90,8 @@ def output_paths(out_dir: Path, subject_id: str, model: str, age: float | None =
 def age_series_paths(out_dir: Path, subject_id: str, model: str) -> dict[str, Path]:
     folder = Path(out_dir) / subject_id
     return {
-        "csv": folder / f"{subject_id}_desc-{model}_agecurve.csv",
-        "png": folder / f"{subject_id}_desc-{model}_agecurve.png",
+        "csv": folder / f"{subject_id}_desc-{bids_label(model)}_agecurve.csv",
+        "png": folder / f"{subject_id}_desc-{bids_label(model)}_agecurve.png",
     }
 
 
@@ -134,23 +145,21 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     paths = age_series_paths(out_dir, sid, options.model)
     _write_age_curve(series, means, paths, f"{sid}: synthetic PET against age ({options.model})", options.overwrite)
     result = dict(records[-1])
-    result["age_series"] = {"ages": series, "key_regions_suvr": means, "files": {k: str(v) for k, v in paths.items()}}
+    result["age_series"] = {
+        "ages": series,
+        "key_regions_suvr": means,
+        "files": {k: str(v) for k, v in paths.items()},
+        "records": records,
+    }
     return result
 
 
-KEY_REGIONS = {
-    "posterior cingulate": ("Cingulum_Post",),
-    "precuneus": ("Precuneus",),
-    "frontal": ("Frontal_Sup", "Frontal_Mid", "Frontal_Sup_Medial"),
-    "temporal": ("Temporal_Mid", "Temporal_Inf"),
-}
-
-
 def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, age, tag_age, timings) -> dict:
-    from .atlas import mean_in_labels, region_labels, template_maps
+    from .atlas import template_maps
     from .evaluation import predict
+    from .key_regions import key_region_means, key_region_rows
     from .metrics import image_metrics
-    from .preprocess import grid_to_native, to_suvr
+    from .preprocess import grid_to_native, registration_check_table, to_suvr
     from .report import montage, roi_table, synthesis_panels, write_html, write_roi_csv
 
     model, card, files = loaded
@@ -158,6 +167,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     paths = output_paths(out_dir, sid, options.model, tag_age)
     sampled = options.samples > 1
     temperature = resolved_temperature(options)
+    stage("model" + (f" (age {age:g})" if tag_age is not None else ""))
     clock = time.perf_counter()
     mean, std = predict(
         model,
@@ -174,30 +184,41 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     std_grid = None if std is None else np.where(pre.mask, std[0] / level, 0.0).astype(np.float32)
     timings["model"] = time.perf_counter() - clock
 
+    stage("writing")
     clock = time.perf_counter()
     grid_affine = pre.grid.affine
-    save_volume(grid_to_native(pet, pre), paths["pet_native"], like=native_img, overwrite=options.overwrite)
-    save_volume(pet, paths["pet_mni"], affine=grid_affine, overwrite=options.overwrite)
+    what = f"mri2pet {__version__} synthetic FDG-PET SUVR, model {options.model}"
+    write = {"overwrite": options.overwrite}
+    save_volume(grid_to_native(pet, pre), paths["pet_native"], like=native_img, description=what, **write)
+    save_volume(pet, paths["pet_mni"], affine=grid_affine, description=what, **write)
     if sampled and std_grid is not None:
-        save_volume(grid_to_native(std_grid, pre), paths["std_native"], like=native_img, overwrite=options.overwrite)
-        save_volume(std_grid, paths["std_mni"], affine=grid_affine, overwrite=options.overwrite)
+        what_std = f"mri2pet {__version__} sample std SUVR, model {options.model}"
+        save_volume(grid_to_native(std_grid, pre), paths["std_native"], like=native_img, description=what_std, **write)
+        save_volume(std_grid, paths["std_mni"], affine=grid_affine, description=what_std, **write)
     labels = template_maps(pre.grid).aal
-    rows = roi_table(pet, labels, pre.mask, pre.grid)
+    native_per_mni = 1.0 / abs(float(np.linalg.det(pre.native_to_mni[:3, :3])))
+    rows = roi_table(pet, labels, pre.mask, pre.grid, native_per_mni)
     write_roi_csv(rows, paths["roi_csv"], overwrite=options.overwrite)
     metrics = image_metrics(pre.pet, pet, pre.mask) if pre.pet is not None else None
     title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {age:g}" if age is not None else "")
-    montage(synthesis_panels(pre.t1, pet, pre.mask, pre.pet, std_grid), pre.grid, title, paths["report_png"])
+    note = f"PET shown: mean of {options.samples} samples at temperature {temperature:g}." if sampled else ""
+    panels = synthesis_panels(pre.t1, pet, pre.mask, pre.pet, std_grid)
+    montage(panels, pre.grid, title, paths["report_png"], note=note)
     timings["write"] = time.perf_counter() - clock
-    inside = labels * pre.mask
+    key_means = key_region_means(pet, labels, pre.mask)
     record = {
         "tool": "mri2pet",
         "version": __version__,
+        "created": time.strftime("%Y-%m-%d %H:%M"),
         "subject_id": sid,
-        "inputs": {"t1": str(subject.t1), "reference_pet": None if subject.pet is None else str(subject.pet)},
+        "inputs": {
+            "t1": str(Path(subject.t1).resolve()),
+            "reference_pet": None if subject.pet is None else str(Path(subject.pet).resolve()),
+        },
         "age": age,
         "model": {
             "name": options.model,
-            "weights": str(files.weights),
+            "weights": str(Path(files.weights).resolve()),
             "sha256": card.get("sha256"),
             "card_version": card.get("version"),
             "training_data": card.get("training_data", {}).get("kind"),
@@ -208,15 +229,18 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
             "seed": options.seed,
             "precision": options.precision,
             "skull_strip": options.skull_strip,
+            "qc": options.qc,
         },
         "device": str(device),
         "platform": platform.platform(),
         "units": "SUVR (cerebellar cortex reference, re-normalised after the model)",
+        "roi_volumes": "volume_mni_ml on the MNI model grid; volume_native_ml scaled back by the registration",
         "preprocessing_checks": pre.checks,
         "metrics_vs_reference": metrics,
-        "key_regions_suvr": {k: mean_in_labels(pet, inside, region_labels(v)) for k, v in KEY_REGIONS.items()},
+        "key_regions_suvr": key_means,
+        "key_regions": key_region_rows(key_means, card),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "outputs": {k: str(v) for k, v in paths.items() if sampled or not k.startswith("std")},
+        "outputs": {k: str(v.resolve()) for k, v in paths.items() if sampled or not k.startswith("std")},
     }
     write_html(
         paths["report_html"],
@@ -224,6 +248,8 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         png=paths["report_png"],
         roi_rows=rows,
         record=record,
+        check_rows=registration_check_table(pre.checks),
+        key_rows=record["key_regions"],
         overwrite=options.overwrite,
     )
     write_text_atomic(json.dumps(record, indent=2, default=float), paths["record"], overwrite=options.overwrite)
@@ -238,14 +264,83 @@ def _write_age_curve(ages: list[float], means: list[dict], paths: dict[str, Path
     lines += [f"{a:g}," + ",".join(f"{m[r]:.4f}" for r in regions) for a, m in zip(ages, means)]
     write_text_atomic("\n".join(lines) + "\n", paths["csv"], overwrite=overwrite)
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for region in regions:
         ax.plot(ages, [m[region] for m in means], marker="o", label=region)
+    values = [m[r] for m in means for r in regions]
+    low, high = AGE_CURVE_SUVR
+    ax.set_ylim(min(low, min(values) - 0.05), max(high, max(values) + 0.05))  # fixed: small changes look small
     ax.set_xlabel("age (years)")
-    ax.set_ylabel("mean SUVR")
+    ax.set_ylabel("mean SUVR (cerebellar cortex = 1)")
     ax.set_title(title, fontsize=9)
-    ax.legend()
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.text(0.01, -0.02, "Research use only. Same T1, only the age input changes.", fontsize=7)
     save_figure(fig, paths["png"])
+
+
+def same_cohort(data: Path, card: dict) -> bool:
+    """Whether ``data`` was simulated with the seed and version of the model's training cohort.
+
+    Only then do the card's split ids name the same subjects (a new seed reuses the ids sub-001, ...
+    for different people).
+    """
+    trained_on = card.get("training_data", {}).get("simulation") or {}
+    path = Path(data) / "dataset_description.json"
+    if not trained_on or not path.exists():
+        return False
+    here = json.loads(path.read_text()).get("mri2pet_simulation") or {}
+    return all(
+        here.get(k, 1 if k == "version" else None) == trained_on.get(k, 1 if k == "version" else None)
+        for k in ("seed", "version")
+    )
+
+
+def choose_evaluation_subjects(
+    available: list[str],
+    card: dict,
+    training_cohort: bool,
+    subjects: list[str] | None,
+    train_subjects: list[str] | None,
+) -> dict:
+    """Which subjects are scored, which are asked for but missing, and where the baselines come from."""
+    split = card.get("training_data", {}).get("split", {})
+    if subjects is not None:
+        wanted, source = list(dict.fromkeys(subjects)), "the subjects listed"
+    elif training_cohort:
+        wanted, source = split.get("test", []), "the model card's test split (this is its training cohort)"
+    else:
+        wanted, source = sorted(available), "every paired subject (not the model's training cohort)"
+    scored = [s for s in wanted if s in available]
+    missing = [s for s in wanted if s not in available]
+    if train_subjects is not None:
+        train = [s for s in dict.fromkeys(train_subjects) if s in available and s not in scored]
+        baseline = f"{len(train)} subjects of --train-subjects"
+    elif training_cohort and subjects is None:
+        train = [s for s in split.get("train", []) if s in available and s not in scored]
+        baseline = f"{len(train)} subjects of the card's training split"
+    else:
+        train = []
+        baseline = ""
+    if not train:
+        train = None
+        baseline = (
+            "leave-one-out over the scored subjects (each scored against the others)"
+            if len(scored) > 1
+            else "none (needs two scored subjects or --train-subjects)"
+        )
+    return {"scored": scored, "missing": missing, "train": train, "subject_source": source, "baseline": baseline}
+
+
+def leave_one_out(baseline, test) -> list[dict]:
+    """A baseline for each subject from the other subjects of the same set."""
+    from .training import subset
+
+    rows = []
+    for sid in test.ids:
+        others = [s for s in test.ids if s != sid]
+        rows += baseline(subset(test, others), subset(test, [sid]))
+    return rows
 
 
 def evaluate(
@@ -254,12 +349,18 @@ def evaluate(
     out_dir: str | Path,
     *,
     subjects: list[str] | None = None,
+    train_subjects: list[str] | None = None,
     weights: dict[str, str] | None = None,
     device: str = "auto",
     overwrite: bool = False,
     jobs: int = 1,
 ) -> dict:
-    """Score models and both baselines on the test split (from the first model's card) or ``subjects``."""
+    """Score models and both baselines on any paired cohort.
+
+    Default subjects: the first model's test split on its own training cohort, every paired subject
+    elsewhere. Baselines come from ``train_subjects``, the card's training split (training cohort), or
+    leave-one-out over the scored subjects. Subjects asked for but absent are listed, not fatal.
+    """
     from .dataset import load_arrays, prepare_dataset
     from .evaluation import mean_training_baseline, population_baseline, predict, resolve_device, score, summarize
     from .weights import load_model
@@ -268,27 +369,30 @@ def evaluate(
     files = {"csv": out_dir / "evaluation.csv", "json": out_dir / "evaluation.json", "png": out_dir / "evaluation.png"}
     for path in files.values():
         check_writable(path, overwrite)
-    records, _ = prepare_dataset(data, jobs=jobs)
-    by_id = {r.subject_id: r for r in records}
+    if not models:
+        raise Mri2PetError("--model names no model", hint="e.g. --model unet,dual-glow")
     loaded = {name: load_model(name, (weights or {}).get(name)) for name in models}
-    split = loaded[models[0]][1].get("training_data", {}).get("split", {}) if models else {}
-    test_ids = subjects or [s for s in split.get("test", []) if s in by_id]
-    if not test_ids:
-        raise Mri2PetError(f"{data}: none of the model card's test subjects are here", hint="pass --subjects FILE")
-    unknown = [s for s in test_ids if s not in by_id]
-    if unknown:
-        raise Mri2PetError(f"{data}: subjects not found (with T1 and PET): {', '.join(unknown[:5])}")
-    train_ids = [s for s in split.get("train", []) if s in by_id and s not in test_ids]
-    train_ids = train_ids or [s for s in by_id if s not in test_ids]
-    test = load_arrays([by_id[s] for s in test_ids])
-    train = load_arrays([by_id[s] for s in train_ids])
     dev = resolve_device(device)
+    records, failed = prepare_dataset(data, jobs=jobs)
+    by_id = {r.subject_id: r for r in records}
+    card = loaded[models[0]][1]
+    choice = choose_evaluation_subjects(list(by_id), card, same_cohort(Path(data), card), subjects, train_subjects)
+    if not choice["scored"]:
+        raise Mri2PetError(
+            f"{data}: none of the {len(choice['missing'])} subjects asked for has both a T1 and a PET here",
+            hint=f"first missing: {', '.join(choice['missing'][:3])}",
+        )
+    test = load_arrays([by_id[s] for s in choice["scored"]])
     per_subject: dict[str, list[dict]] = {}
     for name, (model, _card, _files) in loaded.items():
         pred, _ = predict(model, test.t1, test.mask, test.age, device=dev)
         per_subject[name] = score(pred, test)
-    per_subject["baseline: mean training PET"] = mean_training_baseline(train, test)
-    per_subject["baseline: population"] = population_baseline(train, test)
+    baselines = {"baseline: mean training PET": mean_training_baseline, "baseline: population": population_baseline}
+    if choice["train"]:
+        train = load_arrays([by_id[s] for s in choice["train"]])
+        per_subject |= {name: baseline(train, test) for name, baseline in baselines.items()}
+    elif len(test.ids) > 1:
+        per_subject |= {name: leave_one_out(baseline, test) for name, baseline in baselines.items()}
     summary = {name: summarize(rows) for name, rows in per_subject.items()}
     lines = ["model,subject,mae,mse,psnr,ssim,ms_ssim,pearson_r,data_range"]
     for name, rows in per_subject.items():
@@ -299,21 +403,25 @@ def evaluate(
         ]
     write_text_atomic("\n".join(lines) + "\n", files["csv"], overwrite=overwrite)
     result = {
-        "data": str(data),
-        "n_test": len(test_ids),
-        "n_train_for_baselines": len(train_ids),
-        "test_subjects": test_ids,
+        "data": str(Path(data).resolve()),
+        "n_test": len(test.ids),
+        "test_subjects": test.ids,
+        "subject_source": choice["subject_source"],
+        "missing_subjects": choice["missing"],
+        "preprocessing_failures": failed,
+        "baseline_source": choice["baseline"],
+        "n_train_for_baselines": len(choice["train"] or []),
         "mask": "brain mask on the model grid",
         "psnr_data_range": "range of the reference PET (SUVR) inside the mask, per subject",
         "summary": summary,
     }
     write_text_atomic(json.dumps(result, indent=2), files["json"], overwrite=overwrite)
-    _boxplot(per_subject, files["png"])
+    _boxplot(per_subject, files["png"], f"{len(test.ids)} subjects of {Path(data).name}")
     result["files"] = {k: str(v) for k, v in files.items()}
     return result
 
 
-def _boxplot(per_subject: dict[str, list[dict]], path: Path) -> None:
+def _boxplot(per_subject: dict[str, list[dict]], path: Path, title: str) -> None:
     from .figures import pyplot, save_figure
 
     plt = pyplot()
@@ -324,5 +432,5 @@ def _boxplot(per_subject: dict[str, list[dict]], path: Path) -> None:
         ax.boxplot([[r[metric] for r in per_subject[n]] for n in names])
         ax.set_xticks(range(1, len(names) + 1), [n.replace("baseline: ", "base:\n") for n in names], fontsize=7)
         ax.set_title(metric.upper() if metric != "pearson_r" else "Pearson r")
-    fig.suptitle("test split (simulated data)")
+    fig.suptitle(title)
     save_figure(fig, path)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from .console import tracked
+from .console import tracked, working_on
 from .errors import Mri2PetError
 
 
@@ -35,11 +36,18 @@ def worker_threads(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def _call(func: Callable, item: Any) -> tuple[bool, Any]:
-    try:
-        return True, func(item)
-    except Mri2PetError as exc:
-        return False, str(exc)
+def _call(func: Callable, item: Any, name: str) -> tuple[bool, Any, float]:
+    start = time.perf_counter()
+    with working_on(name):
+        try:
+            return True, func(item), time.perf_counter() - start
+        except Mri2PetError as exc:
+            return False, without_subject(str(exc), name), time.perf_counter() - start
+
+
+def without_subject(message: str, subject: str) -> str:
+    """The message without a leading ``subject: `` (the summary puts the id in front once)."""
+    return message.removeprefix(f"{subject}: ")
 
 
 def run_batch(
@@ -55,14 +63,17 @@ def run_batch(
             with ProcessPoolExecutor(
                 max_workers=jobs, initializer=limit_threads, initargs=(worker_threads(jobs),)
             ) as pool:
-                futures = {pool.submit(_call, func, item): key(item) for item in items}
+                futures = {pool.submit(_call, func, item, key(item)): key(item) for item in items}
                 for future in as_completed(futures):
-                    ok, value = future.result()
-                    (result.done if ok else result.failed)[futures[future]] = value
-                    advance()
+                    ok, value, seconds = future.result()
+                    _record(result, futures[future], ok, value, seconds, advance)
         else:
             for item in items:
-                ok, value = _call(func, item)
-                (result.done if ok else result.failed)[key(item)] = value
-                advance()
+                ok, value, seconds = _call(func, item, key(item))
+                _record(result, key(item), ok, value, seconds, advance)
     return result
+
+
+def _record(result: BatchResult, name: str, ok: bool, value: Any, seconds: float, advance: Callable) -> None:
+    (result.done if ok else result.failed)[name] = value
+    advance(name, f"ok ({seconds:.1f} s)" if ok else f"FAILED: {value}")

@@ -2,6 +2,9 @@
 
 Heavy imports (torch, SimpleITK, nilearn) happen inside the commands so that
 ``mri2pet --help`` stays fast.
+
+Exit codes (every command): 0 all written; 1 some subjects failed (the others are written, the
+failures listed at the end); 2 bad input or options, refused before any work; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -14,8 +17,11 @@ from typing import Annotated, TypeVar
 import typer
 
 from . import __version__
-from .console import console, err_console
+from .console import console, err_console, say, set_log_json
 from .errors import Mri2PetError
+from .help_text import readable_help_types
+
+readable_help_types()
 
 app = typer.Typer(
     name="mri2pet",
@@ -36,10 +42,10 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except Mri2PetError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", soft_wrap=True, markup=True)
+            say(f"[bold red]error:[/] {exc}", event="error", error=True, exit_code=exc.exit_code)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            err_console.print("[bold red]interrupted[/]")
+            say("[bold red]interrupted[/]", event="interrupted", error=True, exit_code=130)
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
@@ -56,19 +62,39 @@ def main(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    log_json: Annotated[
+        bool,
+        typer.Option("--log-json", help="Log one JSON object per line (for machines) instead of text."),
+    ] = False,
 ) -> None:
-    """mri2pet: raw T1 -> synthetic FDG-PET with quality and AAL region reports."""
+    """mri2pet: raw T1 -> synthetic FDG-PET with quality and AAL region reports.
+
+    Exit codes: 0 all written, 1 some subjects failed, 2 bad input or options (before any work), 130 interrupted.
+    """
+    set_log_json(log_json)
+
+
+INPUTS_HELP = (
+    "T1 files, folders of them, BIDS datasets, or subject tables (.tsv: participant_id and t1, pet, age; "
+    "relative paths are read from the table's folder; a BIDS participants.tsv finds each T1 beside it)."
+)
+QC_HELP = (
+    "strict: refuse a T1 whose registration fails a check (its QC picture is still written); "
+    "warn: write the outputs anyway and list the failed checks in the report, the JSON and the summary."
+)
+SKULL_STRIP_HELP = "deepbet | template (registered MNI mask) | none (input is already brain-extracted)."
 
 
 @app.command()
 @reports_errors
 def simulate(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for the cohort (BIDS-like layout).")],
-    n: Annotated[int, typer.Option("--n", min=1, help="Number of subjects.")] = 20,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same cohort.")] = 0,
-    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the cohort (BIDS-like layout).", metavar="OUT_DIR")],
+    n: Annotated[int, typer.Option("--n", min=1, metavar="N", help="Number of subjects.")] = 20,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Random seed: same seed, same cohort.")] = 0,
+    jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Parallel worker processes.")] = 1,
     grid_mm: Annotated[
-        float | None, typer.Option("--grid-mm", help="Model-grid spacing for the ground truth (default 2.5).")
+        float | None,
+        typer.Option("--grid-mm", metavar="MM", help="Model-grid spacing for the ground truth (default 2.5)."),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
     version: Annotated[
@@ -77,6 +103,7 @@ def simulate(
             "--version",
             min=1,
             max=2,
+            metavar="1|2",
             help="Simulator version: 2 (default, literature FDG pattern, real-scan "
             "variety) or 1 (the first simulator, kept reproducible).",
         ),
@@ -84,8 +111,9 @@ def simulate(
     variety: Annotated[
         str,
         typer.Option(
+            metavar="KIND",
             help="Version 2's scan variety: default (each by chance), none, all, or a comma list of "
-            "neck,origin_offset,thick_slices,low_contrast,cut_fov,motion (those for every subject)."
+            "neck,origin_offset,thick_slices,low_contrast,cut_fov,motion (those for every subject).",
         ),
     ] = "default",
     truth_ages: Annotated[
@@ -122,83 +150,108 @@ def simulate(
             truth_ages=ages,
         )
     seconds = time.perf_counter() - start
-    console.print(
+    say(
         f"wrote {n} simulated subjects to {out_dir} ({seconds:.1f} s, {seconds / n:.1f} s per subject); "
-        f"participants: {table}"
+        f"participants: {table}",
+        event="done",
+        out_dir=str(out_dir),
+        n=n,
     )
+
+
+def check_choice(value: str, options: tuple[str, ...], option: str) -> None:
+    """Refuse an unknown option value before any work (exit code 2), suggesting the close one."""
+    from .errors import UnknownNameError
+    from .names import did_you_mean
+
+    if value not in options:
+        raise UnknownNameError(
+            f"unknown {option} {value!r}{did_you_mean(value, options)}", hint=f"choose one of {', '.join(options)}"
+        )
+
+
+def check_qc_mode(qc: str) -> None:
+    from .preprocess import QC_MODES
+
+    check_choice(qc, QC_MODES, "--qc")
+
+
+def readable_subjects(subjects: list) -> tuple[list, dict[str, str]]:
+    """The subjects whose files open, and the others; says how many of each."""
+    from .subjects import check_subject_files
+
+    good, bad = check_subject_files(subjects)
+    if bad:
+        say(
+            f"{len(bad)} of {len(subjects)} inputs cannot be read and are skipped; the other {len(good)} go on",
+            event="skipped",
+            error=True,
+            subjects=sorted(bad),
+        )
+    return good, bad
 
 
 @app.command()
 @reports_errors
 def preprocess(
-    inputs: Annotated[
-        list[Path], typer.Argument(help="T1 files, folders of them, or a BIDS-like dataset (as `simulate` writes).")
+    inputs: Annotated[list[Path], typer.Argument(help=INPUTS_HELP, metavar="INPUT...")],
+    out_dir: Annotated[
+        Path, typer.Option("-o", "--out-dir", metavar="DIR", help="Output folder, one sub-folder per subject.")
     ],
-    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Output folder, one sub-folder per subject.")],
-    pet: Annotated[Path | None, typer.Option(help="The PET of the same subject (one T1 only).")] = None,
-    with_pet: Annotated[bool, typer.Option(help="In a BIDS-like dataset, also preprocess each subject's PET.")] = True,
-    skull_strip: Annotated[
-        str, typer.Option(help="deepbet | template (registered MNI mask) | none (input is already brain-extracted).")
-    ] = "deepbet",
-    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
+    pet: Annotated[Path | None, typer.Option(metavar="FILE", help="The PET of the same subject (one T1 only).")] = None,
+    with_pet: Annotated[bool, typer.Option(help="In a BIDS dataset, also preprocess each subject's PET.")] = True,
+    skull_strip: Annotated[str, typer.Option(metavar="deepbet|template|none", help=SKULL_STRIP_HELP)] = "deepbet",
+    jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Parallel worker processes.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
-    qc: Annotated[
-        str,
-        typer.Option(
-            help="strict: refuse a T1 whose registration fails a check (its QC picture is still written); "
-            "warn: write the outputs anyway and list the failed checks in the JSON and the summary."
-        ),
-    ] = "strict",
+    qc: Annotated[str, typer.Option(metavar="strict|warn", help=QC_HELP)] = "strict",
 ) -> None:
     """Raw T1 (and PET) -> model grid: N4, brain extraction, MNI registration, normalisation, QC."""
     import functools
 
     from .batch import run_batch
-    from .preprocess import preprocess_and_save
+    from .preprocess import SKULL_STRIP_METHODS, preprocess_and_save
     from .subjects import find_subjects
 
-    subjects = find_subjects(inputs, pet=pet, with_pet=with_pet)
     check_qc_mode(qc)
-    work = functools.partial(
-        preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite, qc=qc
-    )
+    check_choice(skull_strip, SKULL_STRIP_METHODS, "--skull-strip")
+    subjects, unreadable = readable_subjects(find_subjects(inputs, pet=pet, with_pet=with_pet))
+    work = functools.partial(preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite, qc=qc)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing")
     for sid, summary in sorted(result.done.items()):
         checks, timings = summary["checks"], summary["timings"]
         extra = f", PET-GM r {checks['pet_gm_correlation']:.2f}" if "pet_gm_correlation" in checks else ""
-        console.print(
+        say(
             f"{sid}: ok, brain {checks['brain_volume_ml']:.0f} ml, MNI overlap {checks['mask_dice_with_template']:.3f}"
-            f"{extra}, {timings['total']:.1f} s"
+            f"{extra}, {timings['total']:.1f} s",
+            event="subject_done",
+            subject=sid,
         )
     warn_failed_checks({sid: summary["checks"] for sid, summary in result.done.items()})
-    finish_batch(result.failed, len(subjects), out_dir)
-
-
-def check_qc_mode(qc: str) -> None:
-    from .names import did_you_mean
-    from .preprocess import QC_MODES
-
-    if qc not in QC_MODES:
-        raise Mri2PetError(f"unknown --qc {qc!r}{did_you_mean(qc, QC_MODES)}", hint="choose strict or warn")
+    finish_batch(unreadable | result.failed, len(subjects) + len(unreadable), out_dir)
 
 
 def warn_failed_checks(checks_by_subject: dict[str, dict]) -> None:
     """With --qc warn: the subjects written despite a failed check, and which."""
     flagged = {sid: c["qc_failed"] for sid, c in checks_by_subject.items() if c.get("qc_failed")}
     if flagged:
-        err_console.print(f"[bold yellow]{len(flagged)} subjects written with failed QC checks (--qc warn):[/]")
+        say(
+            f"[bold yellow]{len(flagged)} subjects written with failed QC checks (--qc warn):[/]",
+            event="qc_warnings",
+            error=True,
+            subjects=flagged,
+        )
         for sid, problems in sorted(flagged.items()):
-            err_console.print(f"  {sid}: " + "; ".join(problems), soft_wrap=True)
+            say(f"  {sid}: " + "; ".join(problems), event="qc_warning", error=True, subject=sid)
 
 
 def finish_batch(failed: dict[str, str], total: int, out_dir: Path) -> None:
     """List the failures at the end; exit 1 when any subject failed."""
     if failed:
-        err_console.print(f"[bold red]{len(failed)} of {total} subjects failed:[/]")
+        say(f"[bold red]{len(failed)} of {total} subjects failed:[/]", event="failed", error=True, n=len(failed))
         for sid, message in sorted(failed.items()):
-            err_console.print(f"  {sid}: {message}", soft_wrap=True)
+            say(f"  {sid}: {message}", event="subject_failed", error=True, subject=sid, reason=message)
         raise typer.Exit(1)
-    console.print(f"all {total} subjects written to {out_dir}")
+    say(f"all {total} subjects written to {out_dir}", event="done", n=total, out_dir=str(out_dir))
 
 
 models_app = typer.Typer(
@@ -229,22 +282,29 @@ def models_list() -> None:
 
 @models_app.command("info")
 @reports_errors
-def models_info(name: Annotated[str, typer.Argument(help="Model name, e.g. unet.")]) -> None:
-    """Print a model's card (version, training data, test metrics, intended use)."""
+def models_info(
+    name: Annotated[str, typer.Argument(help="Model name, e.g. unet.", metavar="MODEL")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the whole model card as JSON.")] = False,
+) -> None:
+    """A model card in brief: version, weights, training data, test metrics, intended use."""
     import json
 
     from .models.registry import get_model_info
     from .weights import find_weights, read_card
 
     info = get_model_info(name)
+    files = find_weights(name)
+    card = read_card(files.card)
+    if as_json:
+        print(json.dumps(card, indent=2))
+        return
+    from .weights import card_summary_lines
+
     console.print(f"[bold]{name}[/]: {info.summary} (paper: {info.paper})")
-    card = read_card(find_weights(name).card)
-    console.print_json(
-        json.dumps(
-            {k: v for k, v in card.items() if k != "training_data"}
-            | {"training_data": {k: v for k, v in card.get("training_data", {}).items() if k != "split"}}
-        )
-    )
+    for line in card_summary_lines(card, files):
+        console.print(line, soft_wrap=True)
+    print_metrics_table(card.get("test_metrics", {}).get("models", {}))
+    console.print(f"whole card: mri2pet models info {name} --json ({files.card})")
 
 
 @models_app.command("verify")
@@ -265,47 +325,65 @@ def models_verify() -> None:
 @app.command()
 @reports_errors
 def train(
-    model: Annotated[str, typer.Option(help="Registered model name (see `mri2pet models list`).")],
-    data: Annotated[Path, typer.Option(help="Dataset: BIDS-like as `simulate` writes it, or preprocessed.")],
-    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Run folder (checkpoints, split, logs).")],
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    batch_size: Annotated[int, typer.Option(min=1)] = 2,
-    lr: Annotated[float, typer.Option(help="Learning rate (start of the schedule).")] = 1e-3,
-    schedule: Annotated[str, typer.Option(help="cosine (lr down to 0 over the epochs) | constant")] = "cosine",
-    seed: Annotated[int, typer.Option()] = 0,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16")] = "auto",
-    config: Annotated[str | None, typer.Option(help="Model options as JSON, e.g. '{\"base\": 16}'.")] = None,
+    model: Annotated[str, typer.Option(metavar="MODEL", help="Registered model name (see `mri2pet models list`).")],
+    data: Annotated[
+        Path, typer.Option(metavar="DIR", help="Dataset: BIDS-like as `simulate` writes it, or preprocessed.")
+    ],
+    out_dir: Annotated[
+        Path, typer.Option("-o", "--out-dir", metavar="DIR", help="Run folder (checkpoints, split, logs).")
+    ],
+    epochs: Annotated[int, typer.Option(min=1, metavar="N", help="Passes over the training subjects.")] = 30,
+    batch_size: Annotated[int, typer.Option(min=1, metavar="N", help="Subjects per optimisation step.")] = 2,
+    lr: Annotated[float, typer.Option(metavar="RATE", help="Learning rate (start of the schedule).")] = 1e-3,
+    schedule: Annotated[
+        str, typer.Option(metavar="cosine|constant", help="cosine: lr down to 0 over the epochs; constant.")
+    ] = "cosine",
+    seed: Annotated[
+        int, typer.Option(metavar="SEED", help="Seed of the train/validation/test split, the weights and the order.")
+    ] = 0,
+    device: Annotated[str, typer.Option(metavar="auto|cpu|cuda", help="Where to train (auto: a GPU if any).")] = "auto",
+    precision: Annotated[
+        str, typer.Option(metavar="auto|fp32|bf16", help="auto: bf16 autocast on a GPU, fp32 on the CPU.")
+    ] = "auto",
+    config: Annotated[
+        str | None, typer.Option(metavar="JSON", help="Model options as JSON, e.g. '{\"base\": 16}'.")
+    ] = None,
     no_augment: Annotated[bool, typer.Option("--no-augment", help="Turn off flips, shifts and gain.")] = False,
-    jobs: Annotated[int, typer.Option(min=1, help="Worker processes for preprocessing.")] = 1,
+    jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes for preprocessing.")] = 1,
     resume: Annotated[bool, typer.Option(help="Continue from the run folder's last checkpoint.")] = False,
     init_weights: Annotated[
         Path | None,
-        typer.Option(help="Fine-tune: start from these weights (e.g. weights/dual-glow.pt, checked against its card)."),
+        typer.Option(
+            metavar="FILE",
+            help="Fine-tune: start from these weights (e.g. weights/dual-glow.pt, checked against its card).",
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Start afresh in a run folder that has a checkpoint.")] = False,
     export: Annotated[
         bool, typer.Option(help="After training, score the test split and write weights + card.")
     ] = False,
-    export_dir: Annotated[Path | None, typer.Option(help="Where --export writes (default RUN/export).")] = None,
+    export_dir: Annotated[
+        Path | None, typer.Option(metavar="DIR", help="Where --export writes (default RUN/export).")
+    ] = None,
 ) -> None:
     """Train a model on paired data; a checkpoint every epoch, --resume after a kill."""
     import json
 
-    from .console import progress_bar
     from .evaluation import resolve_device
+    from .models.registry import get_model_info
     from .training import TrainOptions, export_run
     from .training import train as run_training
 
-    if precision not in ("auto", "fp32", "bf16"):
-        raise Mri2PetError(f"unknown precision {precision!r}", hint="auto, fp32 or bf16")
-    if schedule not in ("cosine", "constant"):
-        raise Mri2PetError(f"unknown schedule {schedule!r}", hint="cosine or constant")
+    check_choice(precision, ("auto", "fp32", "bf16"), "--precision")
+    check_choice(schedule, ("cosine", "constant"), "--schedule")
+    get_model_info(model)
     try:
         model_config = json.loads(config) if config else {}
     except json.JSONDecodeError as exc:
         raise Mri2PetError(f"--config is not valid JSON ({exc})") from None
-    console.print(f"device: {resolve_device(device)}")
+    if not data.is_dir():
+        raise Mri2PetError(f"{data}: data folder not found")
+    say(f"train {model} on {data}: device {resolve_device(device)}, {epochs} epochs", event="start", model=model)
     options = TrainOptions(
         model=model,
         data=str(data),
@@ -322,32 +400,32 @@ def train(
         model_config=model_config,
         init_weights=str(init_weights) if init_weights else None,
     )
-    with progress_bar() as bar:
-        task = bar.add_task("training", total=None)
+    from .console import training_progress
 
-        def report(epoch: int, step: int, steps: int, logs: dict) -> None:
-            text = " ".join(f"{k} {v:.4f}" for k, v in logs.items())
-            if "val_mae" in logs:
-                console.print(f"epoch {epoch + 1}/{epochs}: validation MAE {logs['val_mae']:.4f}")
-            bar.update(
-                task, total=steps * epochs, completed=epoch * steps + step, description=f"epoch {epoch + 1} {text}"
-            )
-
+    with training_progress(epochs) as report:
         summary = run_training(options, resume=resume, overwrite=overwrite, report=report)
-    for entry in summary["history"][-3:]:
-        console.print(
-            f"epoch {entry['epoch'] + 1}: loss {entry['loss']:.4f}, validation MAE {entry['val_mae']:.4f}, "
-            f"{entry['steps_per_second']:.2f} steps/s"
-        )
-    console.print(f"best epoch {summary['best']['epoch'] + 1}, validation MAE {summary['best']['val_mae']:.4f}")
+    best = summary["best"]
+    say(
+        f"best epoch {best['epoch']}, validation MAE {best['val_mae']:.4f}; run folder {out_dir}",
+        event="done",
+        best_epoch=best["epoch"],
+        val_mae=best["val_mae"],
+    )
     if export:
         result = export_run(out_dir, export_dir or out_dir / "export", overwrite=overwrite, device=device)
-        console.print(f"exported {result['weights']} and {result['card']}")
+        say(f"exported {result['weights']} and {result['card']}", event="exported")
         print_metrics_table(result["test_metrics"])
 
 
 def print_metrics_table(summary: dict) -> None:
     """Mean ± std per model and metric (the layout of the papers' tables)."""
+    from .console import log_json_enabled
+
+    columns = ("mae", "psnr", "ssim", "ms_ssim", "pearson_r")
+    if log_json_enabled():
+        say("metrics", event="metrics", summary=summary)
+        return
+    from rich.console import Console
     from rich.table import Table
 
     table = Table(show_edge=False)
@@ -355,77 +433,88 @@ def print_metrics_table(summary: dict) -> None:
     for title in ("MAE", "PSNR dB", "SSIM", "MS-SSIM", "r"):
         table.add_column(title, no_wrap=True)
     for name, metrics in summary.items():
-        cells = [
-            f"{metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}" for m in ("mae", "psnr", "ssim", "ms_ssim", "pearson_r")
-        ]
-        table.add_row(name, *cells)
-    from rich.console import Console
-
+        table.add_row(name, *(f"{metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}" for m in columns))
     Console(width=max(console.width, 130), highlight=False).print(table)  # never squeeze the numbers
 
 
 @app.command()
 @reports_errors
 def synthesize(
-    inputs: Annotated[list[Path], typer.Argument(help="T1 files, folders, a BIDS-like dataset, or a subject TSV.")],
-    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Output folder, one sub-folder per subject.")] = Path(
-        "mri2pet-out"
-    ),
-    model: Annotated[str, typer.Option(help="Registered model name (see `mri2pet models list`).")] = "unet",
+    inputs: Annotated[list[Path], typer.Argument(help=INPUTS_HELP, metavar="INPUT...")],
+    out_dir: Annotated[
+        Path, typer.Option("-o", "--out-dir", metavar="DIR", help="Output folder, one sub-folder per subject.")
+    ] = Path("mri2pet-out"),
+    model: Annotated[
+        str, typer.Option(metavar="MODEL", help="Registered model name (see `mri2pet models list`).")
+    ] = "unet",
     age: Annotated[
         list[float] | None,
         typer.Option(
-            help="Age in years, 30-100 (one T1; a TSV gives one per subject). Repeat for an age series. "
-            "Without it, dual-glow uses its learned 'age unknown' input."
+            metavar="YEARS",
+            help="Age in years, 30-100 (one T1; a table gives one per subject). Repeat for an age series. "
+            "Without it, dual-glow uses its learned 'age unknown' input.",
         ),
     ] = None,
-    weights: Annotated[Path | None, typer.Option(help="Weights file (.pt) with its card (.json) beside it.")] = None,
+    weights: Annotated[
+        Path | None, typer.Option(metavar="FILE", help="Weights file (.pt) with its card (.json) beside it.")
+    ] = None,
     reference_pet: Annotated[
-        Path | None, typer.Option(help="Real PET of the same subject: adds the error map and metrics.")
+        Path | None,
+        typer.Option(metavar="FILE", help="Real PET of the same subject: adds the error map and metrics."),
     ] = None,
     use_dataset_pet: Annotated[
-        bool, typer.Option(help="In a BIDS-like dataset, use each subject's PET as reference.")
+        bool, typer.Option(help="In a BIDS dataset, use each subject's PET as reference.")
     ] = True,
-    skull_strip: Annotated[str, typer.Option(help="deepbet | template | none")] = "deepbet",
-    samples: Annotated[int, typer.Option(min=1, help="Samples to draw (sampling models): mean and std map.")] = 1,
+    skull_strip: Annotated[str, typer.Option(metavar="deepbet|template|none", help=SKULL_STRIP_HELP)] = "deepbet",
+    samples: Annotated[
+        int, typer.Option(min=1, metavar="N", help="Samples to draw (sampling models): mean and std map.")
+    ] = 1,
     temperature: Annotated[
         float | None,
-        typer.Option(help="Sampling temperature (sampling models); default 0 for one sample, 0.7 for several."),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same output.")] = 0,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    jobs: Annotated[int, typer.Option(min=1, help="Parallel worker processes.")] = 1,
-    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
-    qc: Annotated[
-        str,
         typer.Option(
-            help="strict: refuse a T1 whose registration fails a check (its QC picture is still written); "
-            "warn: write the outputs anyway and list the failed checks in the JSON and the summary."
+            metavar="T", help="Sampling temperature (sampling models); default 0 for one sample, 0.7 for several."
         ),
-    ] = "strict",
+    ] = None,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Random seed: same seed, same output.")] = 0,
+    device: Annotated[
+        str, typer.Option(metavar="auto|cpu|cuda", help="Where the model runs (auto: a GPU if any).")
+    ] = "auto",
+    jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Parallel worker processes.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+    qc: Annotated[str, typer.Option(metavar="strict|warn", help=QC_HELP)] = "strict",
 ) -> None:
     """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
     import functools
 
-    from .api import SynthesisOptions, cached_model
+    from .api import SynthesisOptions, cached_model, check_age
     from .api import synthesize as run_synthesis
     from .batch import run_batch
     from .evaluation import resolve_device
     from .models.registry import get_model_info
+    from .preprocess import SKULL_STRIP_METHODS
     from .subjects import find_subjects
 
     check_qc_mode(qc)
+    check_choice(skull_strip, SKULL_STRIP_METHODS, "--skull-strip")
+    if temperature is not None and temperature < 0:
+        raise Mri2PetError(f"--temperature {temperature:g} is negative", hint="0 gives the point estimate")
     info = get_model_info(model)
-    cached_model(model, None if weights is None else str(weights))  # checks the weights once, up front
     ages = age or []
+    for value in ages:
+        check_age(value, model, "--age")
+    dev = resolve_device(device)
     subjects = find_subjects(
         inputs, pet=reference_pet, with_pet=use_dataset_pet, age=ages[0] if len(ages) == 1 else None
     )
     if len(ages) > 1 and len(subjects) != 1:
         raise Mri2PetError(f"an age series (--age given {len(ages)} times) goes with exactly one T1")
+    if len(ages) > 1 and info.conditioning != "age":
+        raise Mri2PetError(f"model {model} does not use age: an age series needs an age-conditioned model")
     if info.conditioning == "none" and (ages or any(s.age is not None for s in subjects)):
-        err_console.print(f"note: model {model} does not use age; --age is recorded but has no effect")
-    console.print(f"device: {resolve_device(device)}")
+        say(f"note: model {model} does not use age; --age is recorded but has no effect", event="note", error=True)
+    subjects, unreadable = readable_subjects(subjects)
+    cached_model(model, None if weights is None else str(weights))  # checks the weights once, up front
+    say(f"synthesize {len(subjects)} subjects with {model} on {dev}", event="start", model=model, device=str(dev))
     options = SynthesisOptions(
         model=model,
         weights=None if weights is None else str(weights),
@@ -440,39 +529,98 @@ def synthesize(
     work = functools.partial(run_synthesis, out_dir=out_dir, options=options, ages=ages if len(ages) > 1 else None)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="synthesizing")
     for sid, record in sorted(result.done.items()):
-        metrics = record["metrics_vs_reference"]
-        extra = f", vs reference: MAE {metrics['mae']:.3f}, r {metrics['pearson_r']:.3f}" if metrics else ""
-        total = sum(v for k, v in record["timings_s"].items() if not k.endswith("total"))
-        console.print(f"{sid}: {record['outputs']['pet_native']} ({total:.1f} s{extra})")
-        if "age_series" in record:
-            console.print(f"{sid}: age series {record['age_series']['ages']} -> {record['age_series']['files']['png']}")
+        report_synthesis(sid, record)
     warn_failed_checks({sid: record.get("preprocessing_checks", {}) for sid, record in result.done.items()})
-    finish_batch(result.failed, len(subjects), out_dir)
+    finish_batch(unreadable | result.failed, len(subjects) + len(unreadable), out_dir)
+
+
+def report_synthesis(sid: str, record: dict) -> None:
+    """One line per PET written (each age of a series), with the time and the error against a reference."""
+    for entry in record.get("age_series", {}).get("records", [record]):
+        metrics = entry["metrics_vs_reference"]
+        extra = f", vs reference: MAE {metrics['mae']:.3f}, r {metrics['pearson_r']:.3f}" if metrics else ""
+        total = sum(v for k, v in entry["timings_s"].items() if not k.endswith("total"))
+        age = f" (age {entry['age']:g})" if entry.get("age") is not None else ""
+        say(
+            f"{sid}{age}: {entry['outputs']['pet_native']} ({total:.1f} s{extra})",
+            event="subject_done",
+            subject=sid,
+            age=entry.get("age"),
+            outputs=entry["outputs"],
+        )
+    if "age_series" in record:
+        files = record["age_series"]["files"]
+        say(f"{sid}: age curve {files['png']} and {files['csv']}", event="age_curve", subject=sid, files=files)
+
+
+def read_subject_ids(path: Path, option: str) -> list[str]:
+    """Subject ids from a file: one per line, or a table's participant_id column (e.g. participants.tsv)."""
+    from .subjects import read_table
+
+    if not path.is_file():
+        raise Mri2PetError(f"{path}: {option} file not found")
+    header, rows = read_table(path)
+    if "participant_id" in header:
+        ids = [r["participant_id"] for r in rows if r.get("participant_id")]
+    else:
+        ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise Mri2PetError(f"{path}: {option} lists no subjects")
+    return ids
 
 
 @app.command()
 @reports_errors
 def evaluate(
-    data: Annotated[Path, typer.Option(help="Paired dataset (BIDS-like or preprocessed).")],
-    model: Annotated[str, typer.Option(help="Model name(s), comma-separated: unet,dual-glow.")],
-    out_dir: Annotated[Path, typer.Option("-o", "--out-dir")] = Path("mri2pet-eval"),
+    data: Annotated[Path, typer.Option(metavar="DIR", help="Paired dataset (BIDS-like or preprocessed).")],
+    model: Annotated[str, typer.Option(metavar="MODELS", help="Model name(s), comma-separated: unet,dual-glow.")],
+    out_dir: Annotated[
+        Path,
+        typer.Option("-o", "--out-dir", metavar="DIR", help="Where evaluation.csv, .json and .png go."),
+    ] = Path("mri2pet-eval"),
     subjects: Annotated[
-        Path | None, typer.Option(help="File with one subject id per line (default: the card's test split).")
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Subjects to score: one id per line or a participants.tsv. Default: the card's test split "
+            "if DIR is the model's training cohort, else every paired subject in DIR.",
+        ),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
-    jobs: Annotated[int, typer.Option(min=1, help="Worker processes for preprocessing.")] = 1,
+    train_subjects: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Subjects for the two baselines (mean training PET, population). Default: the card's training "
+            "split if DIR is the training cohort, else leave-one-out over the scored subjects.",
+        ),
+    ] = None,
+    device: Annotated[str, typer.Option(metavar="auto|cpu|cuda", help="Where the models run.")] = "auto",
+    jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes for preprocessing.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
 ) -> None:
-    """Score models against real PET on the test split, with the mean-PET and population baselines."""
+    """Score models against real PET on any paired cohort, with the mean-PET and population baselines."""
     from .api import evaluate as run_evaluation
 
     names = [m.strip() for m in model.split(",") if m.strip()]
-    ids = None
-    if subjects is not None:
-        if not subjects.is_file():
-            raise Mri2PetError(f"{subjects}: subject list not found")
-        ids = [line.strip() for line in subjects.read_text().splitlines() if line.strip()]
-    result = run_evaluation(data, names, out_dir, subjects=ids, device=device, overwrite=overwrite, jobs=jobs)
-    console.print(f"{result['n_test']} test subjects; PSNR data range: {result['psnr_data_range']}")
+    ids = read_subject_ids(subjects, "--subjects") if subjects is not None else None
+    train_ids = read_subject_ids(train_subjects, "--train-subjects") if train_subjects is not None else None
+    result = run_evaluation(
+        data, names, out_dir, subjects=ids, train_subjects=train_ids, device=device, overwrite=overwrite, jobs=jobs
+    )
+    say(
+        f"scored {result['n_test']} subjects ({result['subject_source']}); baselines: {result['baseline_source']}",
+        event="scored",
+        n=result["n_test"],
+    )
+    if result["missing_subjects"]:
+        missing = result["missing_subjects"]
+        say(
+            f"{len(missing)} subjects asked for are not in {data} with both T1 and PET: {', '.join(missing[:10])}"
+            + (" ..." if len(missing) > 10 else ""),
+            event="missing",
+            error=True,
+            subjects=missing,
+        )
+    say(f"PSNR data range: {result['psnr_data_range']}", event="info")
     print_metrics_table(result["summary"])
-    console.print(f"wrote {', '.join(result['files'].values())}")
+    say(f"wrote {', '.join(result['files'].values())}", event="done", files=result["files"])

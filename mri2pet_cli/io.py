@@ -26,11 +26,10 @@ def is_nifti_path(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
-def load_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
-    """Load a 3D NIfTI volume and check that it can be used.
+def open_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
+    """Open a NIfTI file and check its header (3D shape, voxel size, affine) without reading the voxels.
 
-    A 4D image with a single frame is squeezed to 3D. Everything else that is
-    wrong raises :class:`InputImageError` with the file name and the reason.
+    Cheap enough to check every input of a batch before any work starts.
     """
     path = Path(path)
     name = str(path)
@@ -42,23 +41,18 @@ def load_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
         raise InputImageError(f"{name}: not a NIfTI file name (expected .nii or .nii.gz)")
     try:
         img = nib.load(str(path))
-        if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
-            raise InputImageError(f"{name}: not a NIfTI image ({type(img).__name__})")
-        data = np.asanyarray(img.dataobj)
-    except InputImageError:
-        raise
     except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise InputImageError(f"{name}: truncated or corrupt gzip data ({exc})") from None
     except Exception as exc:  # nibabel raises many kinds for a bad header
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise InputImageError(f"{name}: not a readable NIfTI image ({reason})") from None
-
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim != 3:
-        raise InputImageError(f"{name}: expected a 3D {what}, got a {data.ndim}D image of shape {data.shape}")
-    if min(data.shape) < MIN_SIDE_VOXELS or max(data.shape) > MAX_SIDE_VOXELS:
-        raise InputImageError(f"{name}: implausible shape {data.shape} for a head {what}")
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise InputImageError(f"{name}: not a NIfTI image ({type(img).__name__})")
+    shape = tuple(img.shape[:3]) if len(img.shape) == 4 and img.shape[3] == 1 else tuple(img.shape)
+    if len(shape) != 3:
+        raise InputImageError(f"{name}: expected a 3D {what}, got a {len(shape)}D image of shape {shape}")
+    if min(shape) < MIN_SIDE_VOXELS or max(shape) > MAX_SIDE_VOXELS:
+        raise InputImageError(f"{name}: implausible shape {shape} for a head {what}")
     zooms = np.asarray(img.header.get_zooms()[:3], dtype=float)
     if not np.all(np.isfinite(zooms)) or zooms.min() < MIN_SPACING_MM or zooms.max() > MAX_SPACING_MM:
         raise InputImageError(
@@ -67,6 +61,26 @@ def load_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
         )
     if not np.all(np.isfinite(img.affine)) or abs(np.linalg.det(img.affine[:3, :3])) < 1e-6:
         raise InputImageError(f"{name}: the affine (voxel-to-world matrix) is singular or not finite")
+    return img
+
+
+def load_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
+    """Load a 3D NIfTI volume and check that it can be used.
+
+    A 4D image with a single frame is squeezed to 3D. Everything else that is
+    wrong raises :class:`InputImageError` with the file name and the reason.
+    """
+    img = open_volume(path, what=what)
+    name = str(path)
+    try:
+        data = np.asanyarray(img.dataobj)
+    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+        raise InputImageError(f"{name}: truncated or corrupt gzip data ({exc})") from None
+    except Exception as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputImageError(f"{name}: the voxel data cannot be read ({reason})") from None
+    if data.ndim == 4:
+        data = data[..., 0]
     data = np.asarray(data, dtype=np.float32)
     n_bad = int(np.count_nonzero(~np.isfinite(data)))
     if n_bad:
@@ -104,11 +118,13 @@ def save_volume(
     affine: np.ndarray | None = None,
     dtype: type | np.dtype = np.float32,
     overwrite: bool = False,
+    description: str | None = None,
 ) -> Path:
     """Write ``data`` atomically (temp file, then rename).
 
     The geometry comes from ``like`` (affine, qform and sform codes kept) or
-    from ``affine`` for a new image.
+    from ``affine`` for a new image. ``description`` goes into the header's ``descrip``
+    (80 bytes), so that a copied header does not describe the input.
     """
     path = check_writable(path, overwrite)
     if like is not None:
@@ -120,6 +136,8 @@ def save_volume(
         img.set_sform(affine, 1)
     else:
         raise ValueError("save_volume needs `like` or `affine`")
+    if description is not None:
+        img.header["descrip"] = description.encode("ascii", "replace")[:79]
     write_atomic(img, path)
     return path
 

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from .atlas import reference_labels, template_maps
+from .console import stage
 from .errors import ProcessingError, UnknownNameError
 from .grid import ModelGrid, default_grid, grid_for_spacing
 from .io import load_volume
@@ -144,27 +145,48 @@ def check_registration(checks: dict, name: str) -> None:
         )
 
 
+def registration_check_table(checks: dict) -> list[dict]:
+    """Each registration check: what it measures, its value, the rule, pass or fail, and the failure in words."""
+    dice_value = checks["mask_dice_with_template"]
+    rank = checks["t1_rank_correlation_with_template"]
+    ratio = checks["wm_to_gm_ratio"]
+    scales = checks["scale_factors"]
+    return [
+        {
+            "check": "brain overlap with the MNI template (Dice)",
+            "value": f"{dice_value:.3f}",
+            "rule": f">= {MIN_MASK_DICE}",
+            "passed": dice_value >= MIN_MASK_DICE,
+            "problem": f"brain overlap with the MNI template is {dice_value:.2f} (< {MIN_MASK_DICE})",
+        },
+        {
+            "check": "rank correlation with the MNI T1",
+            "value": f"{rank:.3f}",
+            "rule": f">= {MIN_T1_RANK_CORRELATION}",
+            "passed": rank >= MIN_T1_RANK_CORRELATION,
+            "problem": f"rank correlation with the MNI T1 is {rank:.2f} (< {MIN_T1_RANK_CORRELATION})",
+        },
+        {
+            "check": "white / grey matter intensity (T1 contrast)",
+            "value": f"{ratio:.2f}",
+            "rule": f">= {MIN_WM_TO_GM_RATIO}",
+            "passed": ratio >= MIN_WM_TO_GM_RATIO,
+            "problem": f"white matter is not brighter than grey matter (WM/GM {ratio:.2f} "
+            f"< {MIN_WM_TO_GM_RATIO}): not a T1-weighted contrast",
+        },
+        {
+            "check": "registration scale factors",
+            "value": ", ".join(f"{v:.2f}" for v in scales),
+            "rule": "0.6-1.5",
+            "passed": 0.6 <= min(scales) and max(scales) <= 1.5,
+            "problem": f"implausible scaling {scales}",
+        },
+    ]
+
+
 def registration_problems(checks: dict) -> list[str]:
     """The registration checks that failed, each in words (empty when all pass)."""
-    problems = []
-    if checks["mask_dice_with_template"] < MIN_MASK_DICE:
-        problems.append(
-            f"brain overlap with the MNI template is {checks['mask_dice_with_template']:.2f} (< {MIN_MASK_DICE})"
-        )
-    if checks["t1_rank_correlation_with_template"] < MIN_T1_RANK_CORRELATION:
-        problems.append(
-            f"rank correlation with the MNI T1 is {checks['t1_rank_correlation_with_template']:.2f} "
-            f"(< {MIN_T1_RANK_CORRELATION})"
-        )
-    if checks["wm_to_gm_ratio"] < MIN_WM_TO_GM_RATIO:
-        problems.append(
-            f"white matter is not brighter than grey matter (WM/GM {checks['wm_to_gm_ratio']:.2f} "
-            f"< {MIN_WM_TO_GM_RATIO}): not a T1-weighted contrast"
-        )
-    scales = checks["scale_factors"]
-    if max(scales) > 1.5 or min(scales) < 0.6:
-        problems.append(f"implausible scaling {scales}")
-    return problems
+    return [row["problem"] for row in registration_check_table(checks) if not row["passed"]]
 
 
 def normalise_t1(t1_grid: np.ndarray, mask_grid: np.ndarray, grid: ModelGrid) -> tuple[np.ndarray, float]:
@@ -226,6 +248,7 @@ def preprocess(
         steps.append({"step": step, **params})
         clock = now
 
+    stage("loading")
     native = load_volume(t1_path, what="T1")
     pet_img = None if pet_path is None else load_pet_overlapping(pet_path, native)
     ras = nib.as_closest_canonical(native)
@@ -233,9 +256,11 @@ def preprocess(
     data = np.maximum(data - np.percentile(data, 0.5), 0.0)
     lap("load_and_reorient", orientation="".join(nib.aff2axcodes(native.affine)), shape=list(native.shape))
 
+    stage("N4 bias correction")
     corrected = n4_bias_correct(data, ras.affine)
     lap("n4_bias_correction", shrink_to_mm=4.0, iterations=[50, 50, 30])
 
+    stage(f"brain extraction ({skull_strip})")
     if skull_strip == "deepbet":
         mask = extract_brain_deepbet(nib.Nifti1Image(corrected, ras.affine))
     elif skull_strip == "none":
@@ -263,6 +288,7 @@ def preprocess(
             hint="is this a T1 head MRI? for an already brain-extracted image use --skull-strip none",
         )
 
+    stage("registration to MNI")
     native_to_mni, checks = register_to_mni(corrected, ras.affine, mask)
     checks["brain_volume_ml"] = round(brain_ml, 1)
     lap("registration", metric="mattes_mi", stages=["rigid", "affine"], levels=[4, 2, 1])

@@ -683,8 +683,8 @@ def simulate_cohort(
     ``version`` picks the simulator (1: the first one, kept reproducible; 2: the FDG pattern
     calibrated to the literature and real-scan variety). ``variety`` (version 2): 'default',
     'none', 'all' or a comma list (scan_variety.py). ``truth_ages``: also write each subject's
-    counterfactual truth at these ages. ``progress`` is called with no arguments after each
-    subject (for a progress bar). Returns the path of participants.tsv.
+    counterfactual truth at these ages. ``progress(subject_id, status)`` is called after each
+    subject (for a progress bar or log line). Returns the path of participants.tsv.
     """
     out_dir = Path(out_dir)
     grid = grid or default_grid()
@@ -706,12 +706,12 @@ def simulate_cohort(
             for row in pool.map(_simulate_job, tasks):
                 rows.append(row)
                 if progress:
-                    progress()
+                    progress(row["participant_id"], "ok")
     else:
         for task in tasks:
             rows.append(_simulate_job(task))
             if progress:
-                progress()
+                progress(rows[-1]["participant_id"], "ok")
     lines = ["\t".join(PARTICIPANT_COLUMNS)]
     lines += ["\t".join(str(r[c]) for c in PARTICIPANT_COLUMNS) for r in rows]
     write_text_atomic("\n".join(lines) + "\n", participants, overwrite=True)

@@ -1,12 +1,21 @@
-"""Finding subjects: single files, folders of NIfTI files, or a BIDS-like dataset as `simulate` writes it."""
+"""Finding subjects: single files, folders of NIfTI files, BIDS datasets, and subject tables.
+
+A subject table is tab-separated with a ``participant_id`` column and optionally ``t1``, ``pet``
+and ``age``. Relative paths in it are read from the table's folder, so that a table travels with
+its images. Without a ``t1`` column (a BIDS ``participants.tsv``) each subject's T1 and PET are
+found in the BIDS layout beside the table: ``sub-X/[ses-Y/]anat/*_T1w.nii[.gz]`` and
+``sub-X/[ses-Y/]pet/*_pet.nii[.gz]``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .errors import InputImageError
-from .io import is_nifti_path
+from .errors import InputImageError, Mri2PetError
+from .io import is_nifti_path, open_volume
+
+MISSING = (None, "", "n/a", "NA", "nan")
 
 
 @dataclass(frozen=True)
@@ -28,48 +37,90 @@ def subject_id_from(path: Path) -> str:
     return name
 
 
+def read_table(table: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """Header and rows of a tab-separated table (blank lines skipped)."""
+    lines = [line.rstrip("\r") for line in table.read_text().splitlines() if line.strip()]
+    header = [h.strip() for h in lines[0].split("\t")] if lines else []
+    return header, [dict(zip(header, (c.strip() for c in line.split("\t")))) for line in lines[1:]]
+
+
 def read_participants(folder: Path) -> dict[str, dict[str, str]]:
     table = folder / "participants.tsv"
     if not table.exists():
         return {}
-    lines = [line for line in table.read_text().splitlines() if line.strip()]
-    header = lines[0].split("\t")
-    return {row[0]: dict(zip(header, row)) for row in (line.split("\t") for line in lines[1:])}
+    _, rows = read_table(table)
+    return {row["participant_id"]: row for row in rows if row.get("participant_id")}
+
+
+def parse_age(value: str | None, where: str) -> float | None:
+    if value in MISSING:
+        return None
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except ValueError:
+        raise InputImageError(f"{where}: age {value!r} is not a number") from None
+
+
+def _sessions(folder: Path, sid: str) -> list[tuple[str, Path]]:
+    """(subject id, folder holding anat/ and pet/) for a BIDS subject, one per session."""
+    root = folder / sid
+    sessions = sorted(p for p in root.glob("ses-*") if p.is_dir())
+    if not sessions:
+        return [(sid, root)]
+    return [(f"{sid}_{ses.name}", ses) for ses in sessions]
+
+
+def _first(folder: Path, pattern: str) -> Path | None:
+    found = sorted(p for p in folder.glob(pattern) if is_nifti_path(p))
+    return found[0] if found else None
+
+
+def bids_layout_subjects(folder: Path, sid: str, age: float | None) -> list[SubjectInput]:
+    out = []
+    for subject_id, root in _sessions(folder, sid):
+        t1 = _first(root / "anat", "*_T1w.nii*")
+        if t1 is not None:
+            out.append(SubjectInput(subject_id, t1, _first(root / "pet", "*_pet.nii*"), age))
+    return out
 
 
 def bids_subjects(folder: Path) -> list[SubjectInput]:
+    """Every subject (and session) with a T1w in a BIDS(-like) dataset, ages from participants.tsv."""
     participants = read_participants(folder)
-    out = []
-    for anat in sorted(folder.glob("sub-*/anat/*_T1w.nii*")):
-        sid = anat.parent.parent.name
-        pets = sorted((folder / sid / "pet").glob("*_pet.nii*"))
-        age = participants.get(sid, {}).get("age")
-        out.append(SubjectInput(sid, anat, pets[0] if pets else None, float(age) if age else None))
+    out: list[SubjectInput] = []
+    for sub in sorted(p.name for p in folder.glob("sub-*") if p.is_dir()):
+        age = parse_age(participants.get(sub, {}).get("age"), str(folder / "participants.tsv"))
+        out.extend(bids_layout_subjects(folder, sub, age))
     return out
 
 
 def subjects_from_tsv(table: Path) -> list[SubjectInput]:
-    """A TSV with columns participant_id, t1 (path, relative to the TSV's folder) and optionally age, pet."""
-    lines = [line for line in table.read_text().splitlines() if line.strip()]
-    header = lines[0].split("\t") if lines else []
-    if "participant_id" not in header or "t1" not in header:
-        raise InputImageError(f"{table}: a subject table needs the columns participant_id and t1 (tab-separated)")
+    """Subjects of a table: ``participant_id`` and ``t1`` (or a BIDS layout beside it), ``pet``, ``age``."""
+    header, rows = read_table(table)
+    if "participant_id" not in header:
+        raise InputImageError(f"{table}: a subject table needs a participant_id column (tab-separated)")
     out = []
-    for number, line in enumerate(lines[1:], start=2):
-        row = dict(zip(header, line.split("\t")))
-        try:
-            age = float(row["age"]) if row.get("age") not in (None, "", "n/a") else None
-        except ValueError:
-            raise InputImageError(f"{table}: line {number}: age {row.get('age')!r} is not a number") from None
-        pet = table.parent / row["pet"] if row.get("pet") not in (None, "", "n/a") else None
-        out.append(SubjectInput(row["participant_id"], table.parent / row["t1"], pet, age))
+    for number, row in enumerate(rows, start=2):
+        sid = row.get("participant_id", "")
+        age = parse_age(row.get("age"), f"{table}: line {number}")
+        if "t1" in header:
+            pet = table.parent / row["pet"] if row.get("pet") not in MISSING else None
+            out.append(SubjectInput(sid, table.parent / row.get("t1", ""), pet, age))
+            continue
+        found = bids_layout_subjects(table.parent, sid, age)
+        if not found:
+            raise InputImageError(
+                f"{table}: line {number}: no {sid}/anat/*_T1w.nii[.gz] beside the table",
+                hint="add a t1 column with each subject's T1 path",
+            )
+        out.extend(found)
     return out
 
 
 def find_subjects(
     inputs: list[Path], pet: Path | None = None, with_pet: bool = True, age: float | None = None
 ) -> list[SubjectInput]:
-    """Every T1 named by ``inputs`` (files, folders, BIDS-like datasets, subject TSVs), with PET where known."""
+    """Every T1 named by ``inputs`` (files, folders, BIDS datasets, subject tables), with PET where known."""
     subjects: list[SubjectInput] = []
     for item in inputs:
         item = Path(item)
@@ -87,15 +138,38 @@ def find_subjects(
     if pet is not None:
         if len(subjects) != 1:
             raise InputImageError(f"{pet}: --pet goes with exactly one T1, got {len(subjects)}")
-        subjects = [SubjectInput(subjects[0].subject_id, subjects[0].t1, Path(pet), subjects[0].age)]
+        subjects = [replace(subjects[0], pet=Path(pet))]
     if not with_pet:
-        subjects = [SubjectInput(s.subject_id, s.t1, None, s.age) for s in subjects]
+        subjects = [replace(s, pet=None) for s in subjects]
     if age is not None:
         if len(subjects) != 1:
             raise InputImageError(f"--age goes with exactly one T1, got {len(subjects)} (use a subject TSV with ages)")
-        subjects = [SubjectInput(subjects[0].subject_id, subjects[0].t1, subjects[0].pet, age)]
+        subjects = [replace(subjects[0], age=age)]
     ids = [s.subject_id for s in subjects]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise InputImageError(f"two inputs share the subject id {duplicates[0]!r}; rename one of them")
     return subjects
+
+
+def check_subject_files(subjects: list[SubjectInput]) -> tuple[list[SubjectInput], dict[str, str]]:
+    """Split subjects into those whose files open as 3D NIfTI images and the others (id -> reason).
+
+    Only headers are read, so a batch learns of a missing or non-NIfTI file before any work.
+    Raises when no subject is usable: the whole command is then a bad input (exit code 2).
+    """
+    good, bad = [], {}
+    for subject in subjects:
+        try:
+            open_volume(subject.t1, what="T1")
+            if subject.pet is not None:
+                open_volume(subject.pet, what="PET")
+            good.append(subject)
+        except Mri2PetError as exc:
+            bad[subject.subject_id] = str(exc)
+    if subjects and not good:
+        if len(bad) == 1:
+            raise InputImageError(next(iter(bad.values())))
+        first = next(iter(bad.items()))
+        raise InputImageError(f"none of the {len(bad)} inputs can be read; first: {first[0]}: {first[1]}")
+    return good, bad

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from .console import stage
 from .dataset import Arrays, load_arrays, prepare_dataset, split_subjects, write_split
 from .errors import Mri2PetError, OutputExistsError
-from .evaluation import autocast, resolve_device, validation_mae
+from .evaluation import autocast, predict, resolve_device, validation_mae
 from .io import atomic_path
 from .weights import load_model_checkpoint, load_state
 
@@ -124,6 +125,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         saved = state["options"]
         options = TrainOptions(**{**saved, "epochs": options.epochs, "device": options.device, "jobs": options.jobs})
 
+    stage(f"preparing data in {options.data} (preprocessing what is not cached)")
     records, failed = prepare_dataset(options.data, jobs=options.jobs)
     split = (
         state["split"]
@@ -148,7 +150,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
     model = build_model(options.model, options.model_config).to(device)
     optimizers = model.configure_optimizers(options.lr)
     history: list[dict] = []
-    best = {"val_mae": float("inf"), "epoch": -1}
+    best = {"val_mae": float("inf"), "epoch": 0}
     start_epoch = 0
     if state:
         model.load_state_dict(state["state_dict"])
@@ -194,13 +196,14 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         model.eval()
         val_mae = validation_mae(model, val_set, device, options.precision)
         seconds = time.perf_counter() - started
-        entry = {"epoch": epoch, **{k: v / steps for k, v in sums.items()}, "val_mae": val_mae, "seconds": seconds}
+        # epochs count from 1 in every file and line a user reads; the checkpoint's "epoch" is the 0-based index
+        entry = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "val_mae": val_mae, "seconds": seconds}
         entry["steps_per_second"] = steps / seconds
         history.append(entry)
         with open(run_dir / "history.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")
         if val_mae < best["val_mae"]:
-            best = {"val_mae": val_mae, "epoch": epoch}
+            best = {"val_mae": val_mae, "epoch": epoch + 1}
             _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "best.pt")
         _save_atomic(
             {
@@ -217,7 +220,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
             checkpoint_path,
         )
         if report:
-            report(epoch, steps, steps, {"val_mae": val_mae})
+            report(epoch, steps - 1, steps, {"val_mae": val_mae, "loss": entry["loss"], "seconds": seconds})
     summary = {
         "options": asdict(options),
         "device": str(device),
@@ -253,11 +256,41 @@ def load_run_model(run_dir: str | Path):
     return model, options, state
 
 
+def cn_reference_of(model, records: list, device) -> dict | None:
+    """The model's own output on the cognitively normal subjects among ``records``: the reports' z-score reference.
+
+    Each PET goes through the same steps as in ``synthesize`` (point estimate, SUVR re-normalisation,
+    key-region means), so a report's z compares like with like.
+    """
+    from .atlas import template_maps
+    from .grid import default_grid
+    from .key_regions import cn_reference, key_region_means
+    from .preprocess import to_suvr
+
+    normal = [r for r in records if (r.diagnosis or "").upper() == "CN"]
+    if len(normal) < 3:
+        return None
+    grid = default_grid()
+    labels = template_maps(grid).aal
+    means = []
+    for start in range(0, len(normal), 8):
+        arrays = load_arrays(normal[start : start + 8])
+        if arrays.t1.shape[1:] != grid.shape:
+            return None  # data on another grid (tests' small volumes): no atlas labels to measure with
+        pred, _ = predict(model, arrays.t1, arrays.mask, arrays.age, device=device, precision="fp32")
+        for i in range(len(arrays.ids)):
+            brain = arrays.mask[i] > 0
+            pet, _ = to_suvr(np.where(brain, pred[i], 0.0), grid, brain)
+            means.append(key_region_means(pet, labels, brain))
+    source = f"this model's synthetic PET of the {len(means)} CN subjects of its training split (simulated)"
+    return cn_reference(means, source)
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = False, device: str = "auto") -> dict:
     """Score the run's best model on its test split (with both baselines) and write weights + card."""
     from . import __version__
     from .dataset import prepare_dataset
-    from .evaluation import mean_training_baseline, population_baseline, predict, score, summarize
+    from .evaluation import mean_training_baseline, population_baseline, score, summarize
     from .grid import default_grid
     from .models.registry import get_model_info
     from .weights import save_weights
@@ -329,6 +362,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
             "models": metrics,
         },
         "model_seconds_per_subject_cpu": seconds,
+        "cn_reference": cn_reference_of(model, [by_id[s] for s in split["train"]], dev),
         **({"model_notes": notes} if (notes := model.card_notes()) else {}),
         "limitations": (
             "Trained and tested on simulated data only: the numbers say the code works, not how the model "

@@ -182,3 +182,29 @@ def verify_all() -> list[tuple[str, bool, str]]:
             except WeightsError as exc:
                 rows.append((card.stem, False, str(exc)))
     return rows
+
+
+def card_summary_lines(card: dict, files: WeightsFiles) -> list[str]:
+    """A model card in a dozen lines (``models info``); ``--json`` prints all of it."""
+    data = card.get("training_data", {})
+    training = card.get("training", {})
+    simulation = data.get("simulation") or {}
+    cn = card.get("cn_reference")
+    conditioning = card.get("conditioning", {})
+    lines = [
+        f"weights: {files.weights} ({card.get('size_bytes', 0) / 1e6:.1f} MB), card version {card.get('version')}, "
+        f"created {card.get('created')}",
+        f"sha256: {card.get('sha256')}",
+        f"training data: {data.get('kind')}; simulator version {data.get('cohort_version')}, "
+        f"seed {simulation.get('seed')}, split {data.get('split_sizes')}",
+        f"training: {training.get('epochs')} epochs (best {training.get('best_epoch')}), batch "
+        f"{training.get('batch_size')}, lr {training.get('learning_rate')}, {training.get('precision')}, "
+        f"{(training.get('train_seconds') or 0) / 60:.0f} min on {training.get('device')}",
+        f"conditioning: {conditioning.get('kind')} (age required: {conditioning.get('age_required')})",
+        f"output: {card.get('output', {}).get('units')}",
+        f"z-scores in reports: {'from ' + str(cn['n']) + ' CN subjects' if cn else 'no CN reference in this card'}",
+        f"intended use: {card.get('intended_use')}",
+        f"limitations: {card.get('limitations')}",
+        f"test metrics (n = {card.get('test_metrics', {}).get('n')}, simulated test split):",
+    ]
+    return lines

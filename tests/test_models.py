@@ -109,6 +109,9 @@ def test_train_resume_matches_an_uninterrupted_run(fake_data, tmp_path):
         train(TrainOptions(run_dir=str(tmp_path / "b"), **common))
     resumed = train(TrainOptions(run_dir=str(tmp_path / "b"), **common), resume=True)
     assert len(resumed["history"]) == 2
+    logged = [json.loads(line)["epoch"] for line in (tmp_path / "b" / "history.jsonl").read_text().splitlines()]
+    assert logged == [1, 2] == [h["epoch"] for h in resumed["history"]]  # counted from 1, as the console says
+    assert 1 <= resumed["best"]["epoch"] <= 2
     a = torch.load(tmp_path / "a" / "checkpoint.pt", weights_only=True)["state_dict"]
     b = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=True)["state_dict"]
     for key in a:
@@ -167,13 +170,28 @@ def test_cli_train_export_list_info_evaluate(fake_data, tmp_path, monkeypatch):
     result = runner.invoke(app, ["models", "list"])
     assert result.exit_code == 0 and str(run / "export") in result.output.replace("\n", "")
     result = runner.invoke(app, ["models", "info", "unet"])
-    assert result.exit_code == 0 and "intended_use" in result.output
+    assert result.exit_code == 0 and "intended use: Research only" in result.output and "sha256: " in result.output
+    result = runner.invoke(app, ["models", "info", "unet", "--json"])
+    assert result.exit_code == 0 and json.loads(result.output)["intended_use"].startswith("Research only")
     out = tmp_path / "eval"
+    # fake_data is not a simulated cohort the card names: every paired subject is scored, baselines leave-one-out
     result = runner.invoke(app, ["evaluate", "--data", str(fake_data), "--model", "unet", "-o", str(out)])
     assert result.exit_code == 0, result.output
-    summary = json.loads((out / "evaluation.json").read_text())["summary"]
-    assert set(summary) == {"unet", "baseline: mean training PET", "baseline: population"}
-    assert (out / "evaluation.png").exists() and (out / "evaluation.csv").read_text().count("\n") == 1 + 3
+    scored = json.loads((out / "evaluation.json").read_text())
+    everyone = sorted(p.name for p in fake_data.iterdir() if p.is_dir())
+    assert scored["test_subjects"] == everyone and scored["baseline_source"].startswith("leave-one-out")
+    assert set(scored["summary"]) == {"unet", "baseline: mean training PET", "baseline: population"}
+    n = len(everyone)
+    assert (out / "evaluation.png").exists() and (out / "evaluation.csv").read_text().count("\n") == 1 + 3 * n
+    listed, train_list = tmp_path / "ids.txt", tmp_path / "train.tsv"
+    listed.write_text(f"{everyone[0]}\nsub-999\n")
+    train_list.write_text("participant_id\tage\n" + "".join(f"{s}\t70\n" for s in everyone[1:]))
+    args = ["evaluate", "--data", str(fake_data), "--model", "unet", "-o", str(tmp_path / "e3")]
+    result = runner.invoke(app, [*args, "--subjects", str(listed), "--train-subjects", str(train_list)])
+    assert result.exit_code == 0, result.output
+    scored = json.loads((tmp_path / "e3" / "evaluation.json").read_text())
+    assert scored["test_subjects"] == [everyone[0]] and scored["missing_subjects"] == ["sub-999"]
+    assert scored["n_train_for_baselines"] == n - 1 and "sub-999" in result.output
     again = runner.invoke(app, ["evaluate", "--data", str(fake_data), "--model", "unet", "-o", str(out)])
     assert again.exit_code == 2 and "--overwrite" in again.output
     bad = runner.invoke(app, ["evaluate", "--data", str(fake_data), "--model", "unet-x", "-o", str(tmp_path / "e2")])

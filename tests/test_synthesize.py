@@ -1,6 +1,7 @@
 """`mri2pet synthesize` end to end on one simulated raw T1, with small random weights (about a minute)."""
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -46,11 +47,14 @@ def test_writes_pet_in_native_and_mni_space_with_reports(synthesized):
     assert mni.shape == (64, 80, 64)
     assert np.isfinite(mni.get_fdata()).all() and mni.get_fdata().max() > 0
     rows = (folder / "sub-001_desc-unet_roi.csv").read_text().splitlines()
-    assert rows[0] == "label,region,mean_suvr,std_suvr,volume_ml" and len(rows) == 117
+    assert rows[0] == "label,region,mean_suvr,std_suvr,volume_mni_ml,volume_native_ml" and len(rows) == 117
     assert "Precuneus_L" in rows[67]
+    description = native.header["descrip"].tobytes()
+    assert b"mri2pet" in description and b"synthetic FDG-PET" in description
     page = (folder / "sub-001_desc-unet_report.html").read_text()
     assert "data:image/png;base64," in page and "Research use only" in page
     record = json.loads((folder / "sub-001_desc-unet_synthesis.json").read_text())
+    assert Path(record["inputs"]["t1"]).is_absolute() and Path(record["model"]["weights"]).is_absolute()
     assert record["model"]["sha256"] and record["metrics_vs_reference"]["data_range"] > 0
     assert {"model", "preprocess.registration", "write"} <= set(record["timings_s"])
 
@@ -71,9 +75,9 @@ def test_bad_inputs(tmp_path, weights, tiny_path):
     corrupt = runner.invoke(app, ["synthesize", str(tiny_path), "--weights", str(broken), "-o", str(tmp_path / "o")])
     assert corrupt.exit_code == 2 and "does not match its model card" in corrupt.output
     missing = runner.invoke(app, ["synthesize", str(tmp_path / "nope.nii.gz"), "--weights", str(weights)])
-    assert missing.exit_code == 1 and "file not found" in missing.output
+    assert missing.exit_code == 2 and "file not found" in missing.output
     old = runner.invoke(app, ["synthesize", str(tiny_path), "--weights", str(weights), "--age", "150"])
-    assert old.exit_code == 1 and "outside 30-100" in old.output
+    assert old.exit_code == 2 and "outside 30-100" in old.output
     assert "Traceback" not in unknown.output + corrupt.output + missing.output + old.output
 
 
@@ -91,14 +95,19 @@ def test_dual_glow_age_series_with_uncertainty(simulated_cohort, tmp_path):
     result = runner.invoke(app, [*args, "--age", "60", "--age", "85", "--samples", "2"])
     assert result.exit_code == 0, result.output
     folder = tmp_path / "o" / "sub-001"
-    young = nib.load(str(folder / "sub-001_age-60_space-MNI152_desc-dual-glow_pet.nii.gz")).get_fdata()
-    old = nib.load(str(folder / "sub-001_age-85_space-MNI152_desc-dual-glow_pet.nii.gz")).get_fdata()
+    young = nib.load(str(folder / "sub-001_age-60_space-MNI152_desc-dualglow_pet.nii.gz")).get_fdata()
+    old = nib.load(str(folder / "sub-001_age-85_space-MNI152_desc-dualglow_pet.nii.gz")).get_fdata()
     assert not np.allclose(young, old)
-    std = nib.load(str(folder / "sub-001_age-60_space-T1w_desc-dual-glowstd_pet.nii.gz"))
+    std = nib.load(str(folder / "sub-001_age-60_space-T1w_desc-dualglow_stat-std_pet.nii.gz"))
     assert std.get_fdata().max() > 0
-    curve = (folder / "sub-001_desc-dual-glow_agecurve.csv").read_text().splitlines()
+    curve = (folder / "sub-001_desc-dualglow_agecurve.csv").read_text().splitlines()
     assert curve[0].startswith("age,posterior_cingulate") and len(curve) == 3
-    assert (folder / "sub-001_desc-dual-glow_agecurve.png").exists()
+    assert (folder / "sub-001_desc-dualglow_agecurve.png").exists()
+    # every file of the series is named, not only the last
+    assert "age 60" in result.output and "age 85" in result.output and "agecurve.png" in result.output
+    for name in (p.name for p in folder.iterdir()):  # BIDS: entity labels are alphanumeric
+        for entity in name.split(".")[0].split("_")[1:-1]:
+            assert entity.split("-")[1].isalnum(), name
 
 
 def _synthesize_twice(t1, tmp_path, *options: str) -> list[dict[str, bytes]]:

@@ -24,7 +24,7 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
 
 @register(
     "unet",
-    summary="3D U-Net baseline, L1 (+SSIM) regression",
+    summary="3D U-Net baseline, masked L1 regression (optional SSIM term, off in the shipped weights)",
     conditioning="none",
     training="paired",
     paper="GLA-GAN paper (002) baseline; Ronneberger et al. / Cicek et al. 3D U-Net",
