@@ -510,7 +510,7 @@ def synthesize(
         raise Mri2PetError(f"an age series (--age given {len(ages)} times) goes with exactly one T1")
     if len(ages) > 1 and info.conditioning != "age":
         raise Mri2PetError(f"model {model} does not use age: an age series needs an age-conditioned model")
-    if info.conditioning == "none" and (ages or any(s.age is not None for s in subjects)):
+    if info.conditioning == "none" and ages:  # a table's ages are recorded quietly
         say(f"note: model {model} does not use age; --age is recorded but has no effect", event="note", error=True)
     subjects, unreadable = readable_subjects(subjects)
     cached_model(model, None if weights is None else str(weights))  # checks the weights once, up front
@@ -608,7 +608,7 @@ def evaluate(
         data, names, out_dir, subjects=ids, train_subjects=train_ids, device=device, overwrite=overwrite, jobs=jobs
     )
     say(
-        f"scored {result['n_test']} subjects ({result['subject_source']}); baselines: {result['baseline_source']}",
+        f"scored {result['n_test']} subjects: {result['subject_source']}; baselines: {result['baseline_source']}",
         event="scored",
         n=result["n_test"],
     )

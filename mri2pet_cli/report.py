@@ -73,7 +73,9 @@ def _mark_orientation(ax, plane: str, coordinate: str) -> None:
     ax.text(0.98, 0.5, right, ha="right", va="center", **style)
     ax.text(0.5, 0.98, top, ha="center", va="top", **style)
     ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **style)
-    ax.text(0.02, 0.98, coordinate, ha="left", va="top", **(style | {"fontweight": "normal", "fontsize": 7}))
+    thin = [patheffects.withStroke(linewidth=1, foreground="black")]
+    small = style | {"fontweight": "normal", "fontsize": 7, "path_effects": thin}
+    ax.text(0.02, 0.98, coordinate, ha="left", va="top", **small)
 
 
 def montage(
@@ -103,8 +105,8 @@ def montage(
         bar.set_label(units)
     low = grid.affine[2, 3]
     footer = (
-        f"{RESEARCH_ONLY}\nAxial and coronal in neurological convention (left on the left). "
-        f"The model grid ends at z = {low:.0f} mm (lower brainstem cut). " + note
+        f"{RESEARCH_ONLY}\nSUVR: cerebellar cortex = 1. Axial and coronal in neurological convention "
+        f"(left on the left). The model grid ends at z = {low:.0f} mm (lower brainstem cut). " + note
     )
     fig.suptitle(title, y=0.995)
     fig.text(0.5, 0.005, footer.strip(), ha="center", va="top", fontsize=8, wrap=True)
@@ -113,19 +115,25 @@ def montage(
 
 def synthesis_panels(t1, pet, mask, reference=None, std=None) -> list:
     panels = [
-        ("T1 (preprocessed)", t1, "gray", T1_WINDOW, "T1 / white-matter median"),
-        ("synthetic PET", pet, "hot", PET_WINDOW_SUVR, "SUVR (cerebellar cortex = 1)"),
+        ("T1 (preprocessed)", t1, "gray", T1_WINDOW, "T1 / WM median"),
+        ("synthetic PET", pet, "hot", PET_WINDOW_SUVR, "SUVR"),
     ]
     if std is not None:
         panels.append(("sample std", std, "viridis", STD_WINDOW_SUVR, "SUVR"))
     if reference is not None:
-        panels.append(("reference PET", reference, "hot", PET_WINDOW_SUVR, "SUVR (cerebellar cortex = 1)"))
+        panels.append(("reference PET", reference, "hot", PET_WINDOW_SUVR, "SUVR"))
         error = np.where(mask, pet - reference, 0.0)
         panels.append(("synthetic - reference", error, "coolwarm", ERROR_WINDOW_SUVR, "SUVR"))
     return panels
 
 
-def _table(header: list[str], rows: list[list], classes: list[str] | None = None) -> str:
+def _table(header: list[str] | None, rows: list[list], classes: list[str] | None = None) -> str:
+    """An HTML table; without ``header`` the first column is the row's heading (key / value tables)."""
+    if header is None:
+        body = "".join(
+            f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>" for key, value in rows
+        )
+        return f"<table><tbody>{body}</tbody></table>"
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = ""
     for i, row in enumerate(rows):
@@ -226,7 +234,7 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padd
 <p class="banner">{html.escape(RESEARCH_ONLY)}</p>
 <h1>{html.escape(title)}</h1>
 <h2>Subject</h2>
-{_table(["", ""], subject)}
+{_table(None, subject)}
 <h2>Picture</h2>
 <img src="data:image/png;base64,{image}" alt="T1, synthetic PET and maps in three planes" style="max-width:100%">
 <h2>Key regions (SUVR, cerebellar cortex reference)</h2>
@@ -236,7 +244,7 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padd
 {checks}
 {metrics_html}
 <h2>Model and weights</h2>
-{_table(["", ""], provenance)}
+{_table(None, provenance)}
 <h2>Timings</h2>
 {timings}
 <details><summary>All 116 AAL regions</summary>

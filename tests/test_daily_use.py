@@ -201,3 +201,21 @@ def test_ctrl_c_exits_130(monkeypatch, tiny_path):
     monkeypatch.setattr(subjects, "find_subjects", interrupted)
     result = runner.invoke(app, ["preprocess", str(tiny_path), "-o", "x"])
     assert result.exit_code == 130 and "interrupted" in result.output
+
+
+@pytest.mark.skipif(not __import__("shutil").which("chromium"), reason="no headless chromium installed here")
+def test_report_renders_in_a_real_browser(simulated_cohort, small_weights, tmp_path):
+    """Headless Chromium (Debian package `chromium`) loads the page, its image and tables."""
+    import subprocess
+
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    result = runner.invoke(app, ["synthesize", str(t1), "--weights", str(small_weights), "-o", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    page = tmp_path / "sub-001" / "sub-001_desc-unet_report.html"
+    browser = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--window-size=1200,2400"]
+    dom = subprocess.run([*browser, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    assert "<h2>Key regions" in dom and dom.count("<table>") >= 6 and "data:image/png;base64," in dom
+    shot = tmp_path / "shot.png"
+    subprocess.run([*browser, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
+    pixels = __import__("matplotlib.image", fromlist=["imread"]).imread(str(shot))
+    assert pixels.shape[:2] == (2400, 1200) and pixels[..., :3].std() > 0.05  # drawn, not blank
