@@ -105,14 +105,22 @@ def _optimize(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, 
     return float(method.GetMetricValue())
 
 
-def register_affine(fixed: sitk.Image, moving: sitk.Image, *, affine_stage: bool = True) -> tuple[sitk.Transform, dict]:
+def register_affine(
+    fixed: sitk.Image,
+    moving: sitk.Image,
+    *,
+    affine_stage: bool = True,
+    start_rotation_deg: tuple[float, float, float] = (0.0, 0.0, 0.0),
+) -> tuple[sitk.Transform, dict]:
     """Rigid, then (optionally) affine registration by mutual information, multi-resolution.
 
-    Both images are first brought to about 2 mm. Returns the transform
-    (fixed LPS point -> moving LPS point) and the final metric values.
+    Both images are first brought to about 2 mm. The start aligns the centres of mass (of the
+    brain, when the moving image is brain-extracted), turned by ``start_rotation_deg`` (about the
+    x, y, z axes) for a second try. Returns the transform (fixed LPS point -> moving LPS point)
+    and the final metric values.
     """
     with single_threaded():
-        return _register_affine(coarsen(fixed), coarsen(moving), affine_stage)
+        return _register_affine(coarsen(fixed), coarsen(moving), affine_stage, start_rotation_deg)
 
 
 @contextmanager
@@ -128,10 +136,14 @@ def single_threaded() -> Iterator[None]:
         sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
 
-def _register_affine(fixed: sitk.Image, moving: sitk.Image, affine_stage: bool) -> tuple[sitk.Transform, dict]:
+def _register_affine(
+    fixed: sitk.Image, moving: sitk.Image, affine_stage: bool, start_rotation_deg: tuple[float, float, float]
+) -> tuple[sitk.Transform, dict]:
     rigid = sitk.CenteredTransformInitializer(
         fixed, moving, sitk.Euler3DTransform(), sitk.CenteredTransformInitializerFilter.MOMENTS
     )
+    if any(start_rotation_deg):
+        rigid.SetRotation(*(float(np.deg2rad(a)) for a in start_rotation_deg))
     info = {"rigid_metric": _optimize(fixed, moving, rigid, learning_rate=2.0, min_step=1e-3)}
     if not affine_stage:
         return rigid, info

@@ -93,6 +93,24 @@ def mask_from_intensity(data: np.ndarray) -> np.ndarray:
     return ndimage.binary_fill_holes(mask)
 
 
+HEAD_HEIGHT_MM = 200.0  # vertex to the foramen magnum is about 120-150 mm; below 200 mm is neck and shoulders
+
+
+def without_neck(head: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The head mask without what lies more than 200 mm below its top (a RAS image: the third axis is up).
+
+    A long field of view with neck and shoulders otherwise pulls the centre of mass, where the
+    registration starts, far below the brain.
+    """
+    rows = np.flatnonzero(head.any(axis=(0, 1)))
+    if rows.size == 0:
+        return head
+    keep = int(np.ceil(HEAD_HEIGHT_MM / abs(float(np.linalg.norm(affine[:3, 2])))))
+    out = head.copy()
+    out[:, :, : max(0, rows[-1] + 1 - keep)] = False
+    return out
+
+
 @lru_cache(maxsize=1)
 def _registration_target():
     maps = template_maps(REGISTRATION_GRID)
@@ -104,11 +122,35 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2.0 * np.logical_and(a, b).sum() / total) if total else 0.0
 
 
+# Second starts when the first registration fails a check: the head pitched forward or back (the
+# commonest tilt of clinical scans), then turned left or right.
+SECOND_STARTS_DEG = ((20.0, 0.0, 0.0), (-20.0, 0.0, 0.0), (0.0, 0.0, 20.0), (0.0, 0.0, -20.0))
+
+
 def register_to_mni(data: np.ndarray, affine: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Affine native -> MNI (RAS 4x4) from a brain-extracted T1, with its quality checks."""
+    """Affine native -> MNI (RAS 4x4) from a brain-extracted T1, with its quality checks.
+
+    When the first start fails a check, rotated starts are tried and the best result is kept
+    (fewest failed checks, then the highest brain overlap); ``checks['starts']`` says how many ran.
+    """
     fixed, maps = _registration_target()
     moving = to_sitk(data * mask, affine)
-    transform, info = register_affine(fixed, moving)
+    best, starts = None, 0
+    for start in ((0.0, 0.0, 0.0), *SECOND_STARTS_DEG):
+        starts += 1
+        transform, info = register_affine(fixed, moving, start_rotation_deg=start)
+        native_to_mni, checks = _checked_registration(transform, info, data, affine, mask, maps)
+        rank = (len(registration_problems(checks)), -checks["mask_dice_with_template"])
+        if best is None or rank < best[0]:
+            best = (rank, native_to_mni, checks | {"start_rotation_deg": list(start)})
+        if rank[0] == 0:
+            break
+    _, native_to_mni, checks = best
+    checks["starts"] = starts
+    return native_to_mni, checks
+
+
+def _checked_registration(transform, info: dict, data, affine, mask, maps) -> tuple[np.ndarray, dict]:
     mni_to_native = transform_to_ras(transform)
     native_to_mni = np.linalg.inv(mni_to_native)
     grid = REGISTRATION_GRID
@@ -266,7 +308,7 @@ def preprocess(
     elif skull_strip == "none":
         mask = mask_from_intensity(corrected)
     else:  # template: register the whole head first, then take the MNI mask back to native space
-        head = mask_from_intensity(corrected)
+        head = without_neck(mask_from_intensity(corrected), ras.affine)
         first, _ = register_to_mni(corrected, ras.affine, head)
         maps = template_maps(REGISTRATION_GRID)
         mask = (

@@ -197,3 +197,39 @@ def test_qc_strict_refuses_with_a_picture_and_warn_writes_with_the_failures(simu
     assert summary["checks"]["qc_failed"] and output_paths(tmp_path / "warn", "sub-t2")["t1"].exists()
     sidecar = json.loads(output_paths(tmp_path / "warn", "sub-t2")["json"].read_text())
     assert sidecar["checks"]["qc_failed"] == summary["checks"]["qc_failed"]
+
+
+def test_neck_is_cropped_before_the_template_registration():
+    from mri2pet_cli.preprocess import without_neck
+
+    head = np.zeros((10, 10, 300), bool)
+    head[2:8, 2:8, :] = True  # 300 mm tall at 1 mm: head and 100 mm of neck and shoulders
+    cropped = without_neck(head, np.diag([1.0, 1.0, 1.0, 1.0]))
+    kept = np.flatnonzero(cropped.any(axis=(0, 1)))
+    assert kept[0] == 100 and kept[-1] == 299
+
+
+def test_a_failed_first_start_gets_rotated_second_starts(simulated_cohort, monkeypatch):
+    import nibabel as nib
+    import SimpleITK as sitk
+
+    import mri2pet_cli.preprocess as pre
+
+    img = nib.as_closest_canonical(nib.load(str(simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz")))
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    mask = pre.mask_from_intensity(np.where(data > np.percentile(data, 60), data, 0))
+    real = pre.register_affine
+    starts = []
+
+    def first_start_lost(fixed, moving, **kwargs):
+        starts.append(kwargs.get("start_rotation_deg"))
+        if len(starts) == 1:  # a start the optimiser cannot recover from: upside down
+            lost = sitk.Euler3DTransform()
+            lost.SetRotation(np.pi, 0.0, 0.0)
+            return lost, {"rigid_metric": 0.0}
+        return real(fixed, moving, **kwargs)
+
+    monkeypatch.setattr(pre, "register_affine", first_start_lost)
+    _, checks = pre.register_to_mni(data, img.affine, mask)
+    assert checks["starts"] >= 2 and starts[1] == pre.SECOND_STARTS_DEG[0]
+    assert checks["mask_dice_with_template"] > 0.8
