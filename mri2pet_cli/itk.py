@@ -87,8 +87,10 @@ def _method(bins: int = 32, sampling: float = 0.15) -> sitk.ImageRegistrationMet
     method.SetMetricSamplingStrategy(method.RANDOM)
     method.SetMetricSamplingPercentage(sampling, REGISTRATION_SEED)
     method.SetInterpolator(sitk.sitkLinear)
-    method.SetShrinkFactorsPerLevel([4, 2, 1])
-    method.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
+    # Levels of 8 and 4 mm on the 2 mm images: a 2 mm level added 5.5 s of 8.6 s and moved the error
+    # against the simulator's true affine by 0.025 mm (1.915 vs 1.940 mm mean over 8 v2 subjects).
+    method.SetShrinkFactorsPerLevel([4, 2])
+    method.SetSmoothingSigmasPerLevel([2.0, 1.0])
     method.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     return method
 

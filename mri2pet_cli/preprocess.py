@@ -333,7 +333,7 @@ def preprocess(
     stage("registration to MNI")
     native_to_mni, checks = register_to_mni(corrected, ras.affine, mask)
     checks["brain_volume_ml"] = round(brain_ml, 1)
-    lap("registration", metric="mattes_mi", stages=["rigid", "affine"], levels=[4, 2, 1])
+    lap("registration", metric="mattes_mi", stages=["rigid", "affine"], levels_mm=[8, 4])
 
     mni_to_native = np.linalg.inv(native_to_mni)
     t1_grid = resample(corrected, ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)

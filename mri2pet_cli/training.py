@@ -92,6 +92,25 @@ def load_initial_weights(options: TrainOptions) -> tuple[dict, dict]:
     return checkpoint, provenance
 
 
+def run_updates(model, optimizers: list, batch: dict, device, precision: str) -> dict[str, float]:
+    """The model's updates for one batch, in its order (one, or discriminator then generator); their logs."""
+    logs: dict[str, float] = {}
+    for step, indices in model.update_steps():
+        stepping = [optimizers[i] for i in indices] if indices else optimizers
+        with autocast(device, precision):
+            losses = model.training_losses(batch, step) if step else model.training_losses(batch)
+        for opt in optimizers:  # every gradient, so that one update's backward never leaks into the next
+            opt.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        for opt in stepping:
+            opt.step()
+        prefix = f"{step[0]}_" if step else ""  # g_loss, d_loss, ...
+        logs |= {prefix + k: float(v.detach()) for k, v in losses.items()}
+    if "loss" not in logs:
+        logs["loss"] = logs.get("g_loss", 0.0)
+    return logs
+
+
 def set_learning_rate(optimizers, rate: float) -> None:
     """``rate`` for every parameter group, times the group's ``lr_scale`` where a model sets one."""
     for opt in optimizers:
@@ -171,6 +190,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         set_learning_rate(optimizers, learning_rate(options, epoch))
         model.train()
         rng = np.random.default_rng([options.seed, epoch])  # per-epoch stream: a resumed run repeats it
+        torch.manual_seed(options.seed * 100_003 + epoch)  # dropout and the like: a resumed epoch draws the same
         order = rng.permutation(len(train_set.ids))
         started = time.perf_counter()
         sums: dict[str, float] = {}
@@ -181,14 +201,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
             batch = make_batch(train_set, index, device)
             if options.augment:
                 batch = augment_batch(batch, rng)
-            with autocast(device, options.precision):
-                losses = model.training_losses(batch)
-            for opt in optimizers:
-                opt.zero_grad(set_to_none=True)
-            losses["loss"].backward()
-            for opt in optimizers:
-                opt.step()
-            logs = {k: float(v.detach()) for k, v in losses.items()}
+            logs = run_updates(model, optimizers, batch, device, options.precision)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             if report:

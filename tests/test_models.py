@@ -18,6 +18,11 @@ from mri2pet_cli.weights import WeightsError, find_weights, load_model, save_wei
 from .fake_data import write_fake_dataset
 
 runner = CliRunner()
+TINY_CONFIGS = {
+    "unet": {"base": 4, "levels": 2},
+    "pix2pix-3d": {"base": 4, "levels": 2, "dropout_levels": 1, "discriminator_base": 4},
+    "gla-gan": {"width": 0.0625},
+}
 TINY = {"base": 4, "levels": 2}
 
 
@@ -41,14 +46,25 @@ def test_registering_a_name_twice_is_an_error():
 
 @pytest.mark.parametrize("name", model_names())
 def test_every_registered_model_runs_on_a_tiny_volume(name):
-    model = build_model(name, TINY if name == "unet" else None)
+    model = build_model(name, TINY_CONFIGS.get(name))
     assert isinstance(model, Synthesizer)
     t1 = torch.rand(2, 1, 16, 16, 16)
     mask = torch.ones_like(t1)
     batch = {"t1": t1, "mask": mask, "pet": 2 * t1, "age": torch.tensor([60.0, 70.0])}
-    losses = model.training_losses(batch)
-    losses["loss"].backward()
-    assert torch.isfinite(losses["loss"])
+    optimizers = model.configure_optimizers(1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    for step, indices in model.update_steps():  # every update (generator and discriminator) steps once
+        losses = model.training_losses(batch, step) if step else model.training_losses(batch)
+        for opt in optimizers:
+            opt.zero_grad()
+        losses["loss"].backward()
+        assert torch.isfinite(losses["loss"])
+        for i in indices or range(len(optimizers)):
+            optimizers[i].step()
+    moved = {n for (n, p), b in zip(model.named_parameters(), before) if not torch.equal(p, b)}
+    assert moved
+    if len(model.update_steps()) > 1:  # adversarial: generator and discriminator both stepped
+        assert any(n.startswith("generator.") for n in moved) and any(n.startswith("discriminator.") for n in moved)
     model.eval()
     pet, _ = model.synthesize(t1, mask, torch.tensor([60.0, 70.0]))
     assert pet.shape == t1.shape and (pet >= 0).all()

@@ -31,9 +31,17 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [torch.optim.Adam(self.parameters(), lr=lr)]
 
+    def update_steps(self) -> list[tuple[str, list[int]]]:
+        """The updates of one training step, in order: (name, indices of the optimisers it steps).
+
+        One update of every optimiser by default; adversarial models return e.g.
+        ``[("discriminator", [1]), ("generator", [0])]`` and get the name in ``training_losses``.
+        """
+        return [("", [])]  # [] = every optimiser
+
     @abstractmethod
-    def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Losses for one batch; the key "loss" is what the optimiser minimises."""
+    def training_losses(self, batch: dict[str, torch.Tensor], step: str = "") -> dict[str, torch.Tensor]:
+        """Losses for one batch (and ``step``, see :meth:`update_steps`); "loss" is what is minimised."""
 
     @abstractmethod
     def synthesize(

@@ -49,7 +49,7 @@ def register(
 
 
 def _load_builtin() -> None:
-    from . import dualglow, unet  # noqa: F401  (they register on import)
+    from . import dualglow, glagan, pix2pix, unet  # noqa: F401  (they register on import)
 
 
 def model_names() -> list[str]:

@@ -22,6 +22,37 @@ def conv_block(cin: int, cout: int) -> nn.Sequential:
     )
 
 
+def build_unet_layers(module: nn.Module, base: int, levels: int, dropout_levels: int = 0) -> None:
+    """Give ``module`` the layers of a U-Net (``down``, ``up``, ``merge``, ``head``); dropout 0.5 after the
+    deepest ``dropout_levels`` decoder blocks (pix2pix)."""
+    widths = [base * 2**i for i in range(levels)]
+    module.down = nn.ModuleList()
+    cin = 1
+    for w in widths:
+        module.down.append(conv_block(cin, w))
+        cin = w
+    module.up, module.merge = nn.ModuleList(), nn.ModuleList()
+    for i, w in enumerate(reversed(widths[:-1])):
+        module.up.append(nn.ConvTranspose3d(cin, w, 2, stride=2))
+        block = conv_block(2 * w, w)
+        module.merge.append(nn.Sequential(block, nn.Dropout3d(0.5)) if i < dropout_levels else block)
+        cin = w
+    module.head = nn.Conv3d(cin, 1, 1)
+
+
+def unet_forward(module: nn.Module, x: torch.Tensor, levels: int) -> torch.Tensor:
+    """Encoder with max-pooling, decoder with transposed convolutions and skips; raw 1-channel output."""
+    skips = []
+    for i, block in enumerate(module.down):
+        x = block(x)
+        if i < levels - 1:
+            skips.append(x)
+            x = F.max_pool3d(x, 2)
+    for up, merge in zip(module.up, module.merge):
+        x = merge(torch.cat([up(x), skips.pop()], dim=1))
+    return module.head(x)
+
+
 @register(
     "unet",
     summary="3D U-Net baseline, masked L1 regression (optional SSIM term, off in the shipped weights)",
@@ -37,35 +68,13 @@ class UNet3D(Synthesizer):
     def __init__(self, base: int = 16, levels: int = 4, ssim_weight: float = 0.0) -> None:
         super().__init__()
         self.base, self.levels, self.ssim_weight = base, levels, ssim_weight
-        widths = [base * 2**i for i in range(levels)]
-        self.down = nn.ModuleList()
-        cin = 1
-        for w in widths:
-            self.down.append(conv_block(cin, w))
-            cin = w
-        self.up = nn.ModuleList()
-        self.merge = nn.ModuleList()
-        for w in reversed(widths[:-1]):
-            self.up.append(nn.ConvTranspose3d(cin, w, 2, stride=2))
-            self.merge.append(conv_block(2 * w, w))
-            cin = w
-        self.head = nn.Conv3d(cin, 1, 1)
+        build_unet_layers(self, base, levels)
 
     def config(self) -> dict:
         return {"base": self.base, "levels": self.levels, "ssim_weight": self.ssim_weight}
 
     def forward(self, t1: torch.Tensor) -> torch.Tensor:
-        skips = []
-        x = t1
-        for i, block in enumerate(self.down):
-            x = block(x)
-            if i < self.levels - 1:
-                skips.append(x)
-                x = F.max_pool3d(x, 2)
-        for up, merge in zip(self.up, self.merge):
-            x = up(x)
-            x = merge(torch.cat([x, skips.pop()], dim=1))
-        return self.head(x)
+        return unet_forward(self, t1, self.levels)
 
     def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         pred = self(batch["t1"]) * batch["mask"]
