@@ -1,6 +1,10 @@
 """End-to-end `synthesize` on simulated raw T1s (issue 4): seconds by stage and peak memory.
 
-    python benchmarks/synthesize_speed.py runs/cohort200 --n 5 --model unet
+    python benchmarks/synthesize_speed.py runs/cohort-v2 --n 6 --neck --first 100
+
+Without ``--with-reference`` the subjects' PET is not used (a lab's case: a raw T1 in, the PET and
+every report out); ``--neck`` keeps v2 subjects whose T1 has the neck and shoulders in view (a long
+full-head field of view, the slowest kind).
 
 Runs in one process on the CPU, like a lab machine without a GPU. The first subject pays for loading
 deepbet and the templates; the table reports it apart. Also compares the model in float32 and in bf16
@@ -15,8 +19,10 @@ import json
 import resource
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import torch
 
@@ -25,17 +31,31 @@ from mri2pet_cli.evaluation import predict
 from mri2pet_cli.subjects import bids_subjects
 
 
+def _variety(data: Path, sid: str) -> dict:
+    truth = data / "derivatives" / "truth" / sid / f"{sid}_truth.json"
+    if not truth.exists():
+        return {}
+    return json.loads(truth.read_text())["subject"].get("extras", {}).get("variety", {})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data", type=Path)
     parser.add_argument("--n", type=int, default=5)
     parser.add_argument("--model", default="unet")
     parser.add_argument("--samples", type=int, default=1)
-    parser.add_argument("--first", type=int, default=175, help="skip this many subjects (use held-out ones)")
+    parser.add_argument("--first", type=int, default=0, help="skip this many subjects")
+    parser.add_argument("--with-reference", action="store_true", help="also score against each subject's PET")
+    parser.add_argument("--neck", action="store_true", help="only v2 subjects with the neck in view")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    subjects = bids_subjects(args.data)[args.first : args.first + args.n]
+    subjects = bids_subjects(args.data)[args.first :]
+    if args.neck:
+        subjects = [s for s in subjects if "neck" in _variety(args.data, s.subject_id)]
+    subjects = subjects[: args.n]
+    if not args.with_reference:
+        subjects = [replace(s, pet=None) for s in subjects]
     out = Path(tempfile.mkdtemp(prefix="mri2pet-speed-"))
     options = SynthesisOptions(model=args.model, device="cpu", samples=args.samples)
     rows = []
@@ -50,6 +70,8 @@ def main() -> None:
     stages = [k for k in rows[0] if k not in ("subject",)]
     summary = {
         "model": args.model,
+        "with_reference_pet": args.with_reference,
+        "t1_shapes": [list(nib.load(str(s.t1)).shape) for s in subjects],
         "samples": args.samples,
         "n": len(rows),
         "first_subject_wall_s": rows[0]["wall_s"],
@@ -77,7 +99,7 @@ def main() -> None:
     summary["model_only_s_per_subject"] = timing
     summary["bf16_vs_fp32_suvr_abs_diff"] = {"mean": float(diff.mean()), "max": float(diff.max())}
     print(json.dumps(summary, indent=2))
-    target = Path("benchmarks/out") / f"synthesize_speed_{args.model}.json"
+    target = Path("benchmarks/results") / f"synthesize_speed_{args.model}{'_neck' if args.neck else ''}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"summary": summary, "subjects": rows}, indent=2))
 
