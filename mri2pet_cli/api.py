@@ -159,7 +159,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     from .evaluation import predict
     from .key_regions import key_region_means, key_region_rows
     from .metrics import image_metrics
-    from .preprocess import grid_to_native, registration_check_table, to_suvr
+    from .preprocess import grid_to_native, model_output_to_suvr, registration_check_table
     from .report import montage, roi_table, synthesis_panels, write_html, write_roi_csv
 
     model, card, files = loaded
@@ -180,7 +180,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         temperature=temperature,
         seed=options.seed,
     )
-    pet, level = to_suvr(np.where(pre.mask, mean[0], 0.0), pre.grid, pre.mask)
+    pet, level = model_output_to_suvr(mean[0], pre.grid, pre.mask)
     std_grid = None if std is None else np.where(pre.mask, std[0] / level, 0.0).astype(np.float32)
     timings["model"] = time.perf_counter() - clock
 
@@ -290,10 +290,8 @@ def same_cohort(data: Path, card: dict) -> bool:
     if not trained_on or not path.exists():
         return False
     here = json.loads(path.read_text()).get("mri2pet_simulation") or {}
-    return all(
-        here.get(k, 1 if k == "version" else None) == trained_on.get(k, 1 if k == "version" else None)
-        for k in ("seed", "version")
-    )
+    # a cohort written before versions existed is version 1
+    return here.get("seed") == trained_on.get("seed") and here.get("version", 1) == trained_on.get("version", 1)
 
 
 def choose_evaluation_subjects(
@@ -314,21 +312,18 @@ def choose_evaluation_subjects(
     scored = [s for s in wanted if s in available]
     missing = [s for s in wanted if s not in available]
     if train_subjects is not None:
-        train = [s for s in dict.fromkeys(train_subjects) if s in available and s not in scored]
-        baseline = f"{len(train)} subjects of --train-subjects"
+        candidates, named = list(dict.fromkeys(train_subjects)), "--train-subjects"
     elif training_cohort and subjects is None:
-        train = [s for s in split.get("train", []) if s in available and s not in scored]
-        baseline = f"{len(train)} subjects of the card's training split"
+        candidates, named = split.get("train", []), "the card's training split"
     else:
-        train = []
-        baseline = ""
-    if not train:
-        train = None
-        baseline = (
-            "leave-one-out over the scored subjects (each scored against the others)"
-            if len(scored) > 1
-            else "none (needs two scored subjects or --train-subjects)"
-        )
+        candidates, named = [], ""
+    train = [s for s in candidates if s in available and s not in scored] or None
+    if train:
+        baseline = f"{len(train)} subjects of {named}"
+    elif len(scored) > 1:
+        baseline = "leave-one-out over the scored subjects (each scored against the others)"
+    else:
+        baseline = "none (needs two scored subjects or --train-subjects)"
     return {"scored": scored, "missing": missing, "train": train, "subject_source": source, "baseline": baseline}
 
 

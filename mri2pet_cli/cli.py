@@ -20,6 +20,7 @@ from . import __version__
 from .console import console, err_console, say, set_log_json
 from .errors import Mri2PetError
 from .help_text import readable_help_types
+from .names import check_name
 
 readable_help_types()
 
@@ -159,21 +160,10 @@ def simulate(
     )
 
 
-def check_choice(value: str, options: tuple[str, ...], option: str) -> None:
-    """Refuse an unknown option value before any work (exit code 2), suggesting the close one."""
-    from .errors import UnknownNameError
-    from .names import did_you_mean
-
-    if value not in options:
-        raise UnknownNameError(
-            f"unknown {option} {value!r}{did_you_mean(value, options)}", hint=f"choose one of {', '.join(options)}"
-        )
-
-
 def check_qc_mode(qc: str) -> None:
     from .preprocess import QC_MODES
 
-    check_choice(qc, QC_MODES, "--qc")
+    check_name(qc, QC_MODES, "--qc")
 
 
 def readable_subjects(subjects: list) -> tuple[list, dict[str, str]]:
@@ -213,7 +203,7 @@ def preprocess(
     from .subjects import find_subjects
 
     check_qc_mode(qc)
-    check_choice(skull_strip, SKULL_STRIP_METHODS, "--skull-strip")
+    check_name(skull_strip, SKULL_STRIP_METHODS, "--skull-strip")
     subjects, unreadable = readable_subjects(find_subjects(inputs, pet=pet, with_pet=with_pet))
     work = functools.partial(preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite, qc=qc)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing")
@@ -358,6 +348,13 @@ def train(
             help="Fine-tune: start from these weights (e.g. weights/dual-glow.pt, checked against its card).",
         ),
     ] = None,
+    split: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="Use this split.json (e.g. another run's) instead of drawing one: same test subjects.",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Start afresh in a run folder that has a checkpoint.")] = False,
     export: Annotated[
         bool, typer.Option(help="After training, score the test split and write weights + card.")
@@ -374,8 +371,8 @@ def train(
     from .training import TrainOptions, export_run
     from .training import train as run_training
 
-    check_choice(precision, ("auto", "fp32", "bf16"), "--precision")
-    check_choice(schedule, ("cosine", "constant"), "--schedule")
+    check_name(precision, ("auto", "fp32", "bf16"), "--precision")
+    check_name(schedule, ("cosine", "constant"), "--schedule")
     get_model_info(model)
     try:
         model_config = json.loads(config) if config else {}
@@ -399,6 +396,7 @@ def train(
         jobs=jobs,
         model_config=model_config,
         init_weights=str(init_weights) if init_weights else None,
+        split_file=str(split) if split else None,
     )
     from .console import training_progress
 
@@ -495,7 +493,7 @@ def synthesize(
     from .subjects import find_subjects
 
     check_qc_mode(qc)
-    check_choice(skull_strip, SKULL_STRIP_METHODS, "--skull-strip")
+    check_name(skull_strip, SKULL_STRIP_METHODS, "--skull-strip")
     if temperature is not None and temperature < 0:
         raise Mri2PetError(f"--temperature {temperature:g} is negative", hint="0 gives the point estimate")
     info = get_model_info(model)

@@ -113,7 +113,7 @@ def stage(name: str) -> None:
     bar, task = _state["bar"], _state["task"]
     if bar is not None:
         bar.update(task, description=text)
-    elif not sys.stderr.isatty() or _state["json"]:
+    elif not on_terminal():
         say(text, event="stage", error=True, subject=subject, stage=name)
 
 

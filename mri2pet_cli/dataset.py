@@ -103,3 +103,17 @@ def write_split(split: dict[str, list[str]], path: Path) -> None:
     from .io import write_text_atomic
 
     write_text_atomic(json.dumps(split, indent=2), path, overwrite=True)
+
+
+def read_split(path: str | Path) -> dict[str, list[str]]:
+    """A split.json as a run writes it; a one-line error where it is not one."""
+    path = Path(path)
+    try:
+        split = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InputImageError(f"{path}: not a readable split file ({exc})") from None
+    if not isinstance(split, dict) or any(not isinstance(split.get(k), list) for k in ("train", "validation", "test")):
+        raise InputImageError(f"{path}: a split file needs lists 'train', 'validation' and 'test'")
+    if not split["train"]:
+        raise InputImageError(f"{path}: the split has no training subjects")
+    return {k: [str(s) for s in split[k]] for k in ("test", "validation", "train")}

@@ -28,11 +28,9 @@ def resolve_device(name: str = "auto"):
         from .errors import Mri2PetError
 
         raise Mri2PetError("--device cuda: no CUDA GPU is available here", hint="use --device auto or cpu")
-    if name not in ("cpu", "cuda"):
-        from .errors import UnknownNameError
-        from .names import did_you_mean
+    from .names import check_name
 
-        raise UnknownNameError(f"unknown device {name!r}{did_you_mean(name, ['auto', 'cpu', 'cuda'])}")
+    check_name(name, ("auto", "cpu", "cuda"), "device")
     return torch.device(name)
 
 

@@ -26,6 +26,14 @@ def is_nifti_path(path: str | Path) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
+def unreadable(name: str, exc: Exception, what: str) -> InputImageError:
+    """The one-line error for a file nibabel could not read: a truncated gzip, or ``what`` and the reason."""
+    if isinstance(exc, (EOFError, zlib.error, gzip.BadGzipFile)):
+        return InputImageError(f"{name}: truncated or corrupt gzip data ({exc})")
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return InputImageError(f"{name}: {what} ({reason})")
+
+
 def open_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
     """Open a NIfTI file and check its header (3D shape, voxel size, affine) without reading the voxels.
 
@@ -41,11 +49,8 @@ def open_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
         raise InputImageError(f"{name}: not a NIfTI file name (expected .nii or .nii.gz)")
     try:
         img = nib.load(str(path))
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputImageError(f"{name}: truncated or corrupt gzip data ({exc})") from None
     except Exception as exc:  # nibabel raises many kinds for a bad header
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputImageError(f"{name}: not a readable NIfTI image ({reason})") from None
+        raise unreadable(name, exc, "not a readable NIfTI image") from None
     if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
         raise InputImageError(f"{name}: not a NIfTI image ({type(img).__name__})")
     shape = tuple(img.shape[:3]) if len(img.shape) == 4 and img.shape[3] == 1 else tuple(img.shape)
@@ -74,11 +79,8 @@ def load_volume(path: str | Path, *, what: str = "image") -> nib.Nifti1Image:
     name = str(path)
     try:
         data = np.asanyarray(img.dataobj)
-    except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
-        raise InputImageError(f"{name}: truncated or corrupt gzip data ({exc})") from None
     except Exception as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise InputImageError(f"{name}: the voxel data cannot be read ({reason})") from None
+        raise unreadable(name, exc, "the voxel data cannot be read") from None
     if data.ndim == 4:
         data = data[..., 0]
     data = np.asarray(data, dtype=np.float32)

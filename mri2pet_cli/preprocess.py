@@ -27,11 +27,11 @@ from scipy import ndimage
 
 from .atlas import reference_labels, template_maps
 from .console import stage
-from .errors import ProcessingError, UnknownNameError
+from .errors import ProcessingError
 from .grid import ModelGrid, default_grid, grid_for_spacing
 from .io import load_volume
 from .itk import n4_bias_correct, register_affine, to_sitk, transform_to_ras
-from .names import did_you_mean
+from .names import check_name
 from .resample import resample
 
 SKULL_STRIP_METHODS = ("deepbet", "template", "none")
@@ -181,10 +181,14 @@ def check_registration(checks: dict, name: str) -> None:
     """Raise ProcessingError naming ``name`` when the registration fails a check."""
     problems = registration_problems(checks)
     if problems:
-        raise ProcessingError(
-            f"{name}: registration to MNI failed: " + "; ".join(problems),
-            hint="is this a T1-weighted head MRI? --qc warn writes the outputs anyway, with the failed checks",
-        )
+        raise registration_error(name, problems)
+
+
+def registration_error(name: str, problems: list[str]) -> ProcessingError:
+    return ProcessingError(
+        f"{name}: registration to MNI failed: " + "; ".join(problems),
+        hint="is this a T1-weighted head MRI? --qc warn writes the outputs anyway, with the failed checks",
+    )
 
 
 def registration_check_table(checks: dict) -> list[dict]:
@@ -256,6 +260,11 @@ def to_suvr(pet: np.ndarray, grid: ModelGrid, brain: np.ndarray) -> tuple[np.nda
     return (pet / level).astype(np.float32), level
 
 
+def model_output_to_suvr(output: np.ndarray, grid: ModelGrid, brain: np.ndarray) -> tuple[np.ndarray, float]:
+    """A model's PET as SUVR: zero outside the brain, divided again by its own reference level."""
+    return to_suvr(np.where(brain, output, 0.0), grid, brain)
+
+
 def preprocess(
     t1_path: str | Path,
     *,
@@ -270,13 +279,8 @@ def preprocess(
     model-grid T1 as ``qc_volume`` so that its QC picture can still be drawn); 'warn' goes on and
     lists the failed checks in ``checks['qc_failed']``.
     """
-    if skull_strip not in SKULL_STRIP_METHODS:
-        raise UnknownNameError(
-            f"unknown skull-strip method {skull_strip!r}{did_you_mean(skull_strip, SKULL_STRIP_METHODS)}",
-            hint=f"choose one of {', '.join(SKULL_STRIP_METHODS)}",
-        )
-    if qc not in QC_MODES:
-        raise UnknownNameError(f"unknown QC mode {qc!r}{did_you_mean(qc, QC_MODES)}", hint="choose strict or warn")
+    check_name(skull_strip, SKULL_STRIP_METHODS, "skull-strip method")
+    check_name(qc, QC_MODES, "QC mode")
     grid = grid or default_grid()
     name = str(t1_path)
     timings: dict[str, float] = {}
@@ -342,10 +346,7 @@ def preprocess(
     problems = registration_problems(checks)
     checks["qc_failed"] = problems
     if problems and qc == "strict":
-        error = ProcessingError(
-            f"{name}: registration to MNI failed: " + "; ".join(problems),
-            hint="is this a T1-weighted head MRI? --qc warn writes the outputs anyway, with the failed checks",
-        )
+        error = registration_error(name, problems)
         error.qc_volume = t1_grid / max(float(np.percentile(t1_grid, 99)), 1e-6)
         error.qc_grid = grid
         raise error

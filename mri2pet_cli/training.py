@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .console import stage
-from .dataset import Arrays, load_arrays, prepare_dataset, split_subjects, write_split
+from .dataset import Arrays, load_arrays, prepare_dataset, read_split, split_subjects, write_split
 from .errors import Mri2PetError, OutputExistsError
 from .evaluation import autocast, predict, resolve_device, validation_mae
 from .io import atomic_path
@@ -37,6 +37,7 @@ class TrainOptions:
     jobs: int = 1
     model_config: dict = field(default_factory=dict)
     init_weights: str | None = None  # start from these weights (fine-tuning); new parameters keep their init
+    split_file: str | None = None  # a recorded split.json (another run's): compare models on the same subjects
 
 
 def _save_atomic(obj, path: Path) -> None:
@@ -146,14 +147,17 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
 
     stage(f"preparing data in {options.data} (preprocessing what is not cached)")
     records, failed = prepare_dataset(options.data, jobs=options.jobs)
-    split = (
-        state["split"]
-        if state
-        else split_subjects([r.subject_id for r in records], options.seed, options.val_fraction, options.test_fraction)
-    )
+    if state:
+        split = state["split"]
+    elif options.split_file:
+        split = read_split(options.split_file)
+    else:
+        ids = [r.subject_id for r in records]
+        split = split_subjects(ids, options.seed, options.val_fraction, options.test_fraction)
     write_split(split, run_dir / "split.json")
     by_id = {r.subject_id: r for r in records}
-    missing = [s for part in split.values() for s in part if s not in by_id]
+    # the test subjects are needed only by export / evaluate: training may run on a copy without them
+    missing = [s for part in ("train", "validation") for s in split[part] if s not in by_id]
     if missing:
         raise Mri2PetError(f"{options.data}: subjects of the recorded split are missing: {', '.join(missing[:5])}")
     arrays = load_arrays([by_id[s] for s in split["train"] + split["validation"]])
@@ -278,7 +282,7 @@ def cn_reference_of(model, records: list, device) -> dict | None:
     from .atlas import template_maps
     from .grid import default_grid
     from .key_regions import cn_reference, key_region_means
-    from .preprocess import to_suvr
+    from .preprocess import model_output_to_suvr
 
     normal = [r for r in records if (r.diagnosis or "").upper() == "CN"]
     if len(normal) < 3:
@@ -293,7 +297,7 @@ def cn_reference_of(model, records: list, device) -> dict | None:
         pred, _ = predict(model, arrays.t1, arrays.mask, arrays.age, device=device, precision="fp32")
         for i in range(len(arrays.ids)):
             brain = arrays.mask[i] > 0
-            pet, _ = to_suvr(np.where(brain, pred[i], 0.0), grid, brain)
+            pet, _ = model_output_to_suvr(pred[i], grid, brain)
             means.append(key_region_means(pet, labels, brain))
     source = f"this model's synthetic PET of the {len(means)} CN subjects of its training split (simulated)"
     return cn_reference(means, source)
@@ -313,6 +317,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
     records, _ = prepare_dataset(options.data)
     by_id = {r.subject_id: r for r in records}
     split = state["split"]
+    missing = [s for part in ("train", "test") for s in split[part] if s not in by_id]
+    if missing:
+        raise Mri2PetError(f"{options.data}: subjects of the run's split are missing: {', '.join(missing[:5])}")
     test = load_arrays([by_id[s] for s in split["test"]])
     train_arrays = load_arrays([by_id[s] for s in split["train"]])
     dev = resolve_device(device)
@@ -356,6 +363,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
         "conditioning": {"kind": info.conditioning, "age_required": info.age_required},
         "training": {
             "epochs": len(history),
+            "planned_epochs": options.epochs,  # fewer trained: stopped by a time limit before the schedule ended
             "best_epoch": state["best"]["epoch"],
             "batch_size": options.batch_size,
             "learning_rate": options.lr,
@@ -366,6 +374,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
             "steps_per_second": float(np.mean([h["steps_per_second"] for h in history])) if history else None,
             "device": state["options"]["device"],
             "initialised_from": state.get("initialised_from"),
+            **({"where": state["where"]} if state.get("where") else {}),
         },
         "test_metrics": {
             "split": "test",

@@ -138,6 +138,29 @@ def test_train_resume_matches_an_uninterrupted_run(fake_data, tmp_path):
     assert not set(split["train"]) & set(split["test"])
 
 
+def test_a_recorded_split_trains_without_the_test_subjects(fake_data, tmp_path):
+    import shutil
+
+    common = dict(model="unet", data=str(fake_data), epochs=1, batch_size=2, model_config=TINY, seed=3)
+    train(TrainOptions(run_dir=str(tmp_path / "first"), **common))
+    split_file = tmp_path / "first" / "split.json"
+    split = json.loads(split_file.read_text())
+    slim = tmp_path / "slim"  # a copy without the test subjects (e.g. what travels to a GPU machine)
+    shutil.copytree(fake_data, slim)
+    for subject in split["test"]:
+        shutil.rmtree(next(slim.rglob(subject)))
+    train(TrainOptions(run_dir=str(tmp_path / "second"), **{**common, "data": str(slim)}, split_file=str(split_file)))
+    assert json.loads((tmp_path / "second" / "split.json").read_text()) == split
+    for subject in split["train"][:1]:
+        shutil.rmtree(next(slim.rglob(subject)))
+    with pytest.raises(Mri2PetError, match="missing: " + split["train"][0]):
+        options = {**common, "data": str(slim)}
+        train(TrainOptions(run_dir=str(tmp_path / "third"), **options, split_file=str(split_file)))
+    (tmp_path / "bad.json").write_text('{"train": []}')
+    with pytest.raises(Mri2PetError, match="bad.json: a split file needs"):
+        train(TrainOptions(run_dir=str(tmp_path / "fourth"), **common, split_file=str(tmp_path / "bad.json")))
+
+
 def test_fine_tuning_starts_from_verified_weights(fake_data, tmp_path):
     from mri2pet_cli.training import export_run
 
