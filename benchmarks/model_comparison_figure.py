@@ -1,6 +1,6 @@
 """One test subject through every model: its PET and error map side by side (issue 14).
 
-    python benchmarks/model_comparison_figure.py runs/cohort-v2 --models unet,dual-glow,gla-gan,pix2pix-3d
+    python benchmarks/model_comparison_figure.py runs/cohort-v2 [--models unet,dual-glow,...]
 
 Takes the first subject of the first model's test split (or --subject), runs each model with its
 shipped weights on the cached preprocessed volumes and draws, in three planes: the T1, the reference
@@ -25,7 +25,7 @@ from mri2pet_cli.weights import load_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
-    parser.add_argument("--models", default="unet,dual-glow,gla-gan,pix2pix-3d")
+    parser.add_argument("--models", default="unet,dual-glow,gla-gan,pix2pix-3d,pix2pix-2d,cyclegan-3d")
     parser.add_argument("--subject")
     args = parser.parse_args()
     names = [m.strip() for m in args.models.split(",")]

@@ -29,7 +29,7 @@ class SynthesisOptions:
     skull_strip: str = "deepbet"
     qc: str = "strict"  # warn: write the outputs of a T1 that fails a registration check, with the failures
     samples: int = 1
-    temperature: float | None = None  # None: 0 for one sample (point estimate), 0.7 for several
+    temperature: float | None = None  # None: 0 for one sample (point estimate); draws at 1 for the std of several
     seed: int = 0
     overwrite: bool = False
 
@@ -50,15 +50,19 @@ def check_age(age: float | None, model: str, subject: str) -> None:
 @lru_cache(maxsize=4)
 def cached_model(name: str, weights: str | None):
     """Load (and hash-check) a model once per process."""
-    from .weights import load_model
+    from .console import say
+    from .weights import below_baseline, load_model
 
-    return load_model(name, weights)
+    loaded = load_model(name, weights)
+    if warning := below_baseline(loaded[1]):
+        say(f"warning: {name}: {warning}", event="warning", model=name)
+    return loaded
 
 
 def resolved_temperature(options: SynthesisOptions) -> float:
     if options.temperature is not None:
         return options.temperature
-    return 0.0 if options.samples == 1 else 0.7
+    return 0.0 if options.samples == 1 else 1.0
 
 
 def bids_label(text: str) -> str:
@@ -201,7 +205,11 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     write_roi_csv(rows, paths["roi_csv"], overwrite=options.overwrite)
     metrics = image_metrics(pre.pet, pet, pre.mask) if pre.pet is not None else None
     title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {age:g}" if age is not None else "")
-    note = f"PET shown: mean of {options.samples} samples at temperature {temperature:g}." if sampled else ""
+    note = (
+        f"PET shown: the point estimate (T = 0); std of {options.samples} samples at temperature {temperature:g}."
+        if sampled
+        else ""
+    )
     panels = synthesis_panels(pre.t1, pet, pre.mask, pre.pet, std_grid)
     montage(panels, pre.grid, title, paths["report_png"], note=note)
     timings["write"] = time.perf_counter() - clock

@@ -470,7 +470,8 @@ def synthesize(
     temperature: Annotated[
         float | None,
         typer.Option(
-            metavar="T", help="Sampling temperature (sampling models); default 0 for one sample, 0.7 for several."
+            metavar="T",
+            help="Sampling temperature (sampling models); default 0 for one sample, 1 for the std of several.",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Random seed: same seed, same output.")] = 0,

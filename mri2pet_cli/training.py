@@ -52,11 +52,12 @@ def augment_batch(batch: dict, rng: np.random.Generator) -> dict:
     import torch
 
     out = dict(batch)
+    volumes = [k for k in ("t1", "mask", "pet", "pet_mask") if k in out]
     if rng.random() < 0.5:
-        for k in ("t1", "mask", "pet"):
+        for k in volumes:
             out[k] = torch.flip(out[k], dims=[2])
     shifts = [int(s) for s in rng.integers(-2, 3, size=3)]
-    for k in ("t1", "mask", "pet"):
+    for k in volumes:
         out[k] = torch.roll(out[k], shifts=shifts, dims=(2, 3, 4))
     out["t1"] = out["t1"] * float(rng.uniform(0.95, 1.05))
     return out
@@ -69,15 +70,19 @@ def learning_rate(options: TrainOptions, epoch: int) -> float:
     return float(options.lr * 0.5 * (1.0 + np.cos(np.pi * epoch / max(options.epochs, 1))))
 
 
-def make_batch(arrays: Arrays, index: np.ndarray, device) -> dict:
+def make_batch(arrays: Arrays, index: np.ndarray, device, pet_index: np.ndarray | None = None) -> dict:
+    """T1, mask, PET and age of the subjects ``index``; with ``pet_index`` (unpaired models) the PETs, and
+    their brain masks as ``pet_mask``, come from those other subjects."""
     import torch
 
     batch = {
         "t1": torch.from_numpy(arrays.t1[index, None]),
         "mask": torch.from_numpy(arrays.mask[index, None]),
-        "pet": torch.from_numpy(arrays.pet[index, None]),
+        "pet": torch.from_numpy(arrays.pet[index if pet_index is None else pet_index, None]),
         "age": torch.from_numpy(arrays.age[index]),
     }
+    if pet_index is not None:
+        batch["pet_mask"] = torch.from_numpy(arrays.mask[pet_index, None])
     return {k: v.to(device) for k, v in batch.items()}
 
 
@@ -189,20 +194,23 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
                 model, initial, options.init_weights, architecture=options.model, partial=True
             )
 
-    steps = int(np.ceil(len(train_set.ids) / options.batch_size))
+    steps = int(np.ceil(len(model.draw_pairs(len(train_set.ids), np.random.default_rng(0))[0]) / options.batch_size))
     for epoch in range(start_epoch, options.epochs):
         set_learning_rate(optimizers, learning_rate(options, epoch))
         model.train()
         rng = np.random.default_rng([options.seed, epoch])  # per-epoch stream: a resumed run repeats it
         torch.manual_seed(options.seed * 100_003 + epoch)  # dropout and the like: a resumed epoch draws the same
-        order = rng.permutation(len(train_set.ids))
+        order, pet_order = model.draw_pairs(len(train_set.ids), rng)
         started = time.perf_counter()
         sums: dict[str, float] = {}
         for step in range(steps):
             if options.init_weights and epoch == 0:  # warm up: full-size first steps would wreck trained weights
                 set_learning_rate(optimizers, learning_rate(options, epoch) * (step + 1) / steps)
-            index = np.sort(order[step * options.batch_size : (step + 1) * options.batch_size])
-            batch = make_batch(train_set, index, device)
+            part = slice(step * options.batch_size, (step + 1) * options.batch_size)
+            if pet_order is None:
+                batch = make_batch(train_set, np.sort(order[part]), device)
+            else:
+                batch = make_batch(train_set, order[part], device, pet_index=pet_order[part])
             if options.augment:
                 batch = augment_batch(batch, rng)
             logs = run_updates(model, optimizers, batch, device, options.precision)

@@ -128,16 +128,24 @@ def load_model(name: str, weights: str | Path | None = None):
 def load_state(model, checkpoint: dict, source: str | Path, *, architecture: str, partial: bool = False) -> list[str]:
     """Load the checkpoint's state dict into ``model``; a one-line WeightsError where it does not fit.
 
-    ``partial``: parameters the file lacks keep their initial values (their names are returned); parameters
-    the model lacks are still an error.
+    Parameters only training needs (``model.training_only_prefixes()``, e.g. a discriminator) may be
+    missing: shipped weights leave them out. ``partial``: any parameter the file lacks keeps its initial
+    value. The names of the parameters left at their initial values are returned. Parameters the model
+    lacks are always an error.
     """
     try:
-        result = model.load_state_dict(checkpoint["state_dict"], strict=not partial)
+        result = model.load_state_dict(checkpoint["state_dict"], strict=False)
     except (RuntimeError, KeyError) as exc:
         raise WeightsError(f"{source}: weights do not fit the {architecture} architecture ({str(exc)[:120]})") from None
     if result.unexpected_keys:
         extra = ", ".join(result.unexpected_keys[:5])
         raise WeightsError(f"{source}: weights hold parameters this model lacks: {extra}")
+    training_only = tuple(model.training_only_prefixes())
+    needed = [k for k in result.missing_keys if not (training_only and k.startswith(training_only))]
+    if needed and not partial:
+        raise WeightsError(
+            f"{source}: weights do not fit the {architecture} architecture (missing: {', '.join(needed[:5])})"
+        )
     return list(result.missing_keys)
 
 
@@ -151,7 +159,13 @@ def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bo
     for path in (files.weights, files.card):
         if path.exists() and not overwrite:
             raise WeightsError(f"{path}: already exists", hint="pass --overwrite to replace it")
-    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    # what synthesis needs: parameters only training uses (discriminators) stay out of the shipped file
+    training_only = tuple(model.training_only_prefixes())
+    state = {
+        k: v.detach().cpu().contiguous()
+        for k, v in model.state_dict().items()
+        if not (training_only and k.startswith(training_only))
+    }
     checkpoint = {"format": WEIGHTS_FORMAT, "model": model.name, "config": model.config(), "state_dict": state}
     with atomic_path(files.weights) as tmp:
         torch.save(checkpoint, tmp)
@@ -162,9 +176,38 @@ def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bo
         "sha256": sha256_of(files.weights),
         "size_bytes": files.weights.stat().st_size,
         "architecture": {"model": model.name, "config": model.config()},
+        **(
+            {
+                "not_shipped": {
+                    "parameters": list(training_only),
+                    "why": "used only in training; fine-tuning (--init-weights) starts them afresh",
+                }
+            }
+            if training_only
+            else {}
+        ),
     }
     write_text_atomic(json.dumps(card, indent=2), files.card, overwrite=True)
     return files
+
+
+def below_baseline(card: dict) -> str | None:
+    """A warning where the card's own test metrics are worse than its mean-training-PET baseline."""
+    models = (card.get("test_metrics") or {}).get("models") or {}
+    own, baseline = models.get(card.get("name")), models.get("baseline: mean training PET")
+    if not own or not baseline:
+        return None
+    worse = [
+        m
+        for m, lower in (("mae", True), ("ssim", False))
+        if m in own
+        and m in baseline
+        and (own[m]["mean"] > baseline[m]["mean"] if lower else own[m]["mean"] < baseline[m]["mean"])
+    ]
+    if not worse:
+        return None
+    said = ", ".join(f"{m.upper()} {own[m]['mean']:.3f} vs {baseline[m]['mean']:.3f}" for m in worse)
+    return f"on its test split this model is worse than the mean training PET ({said}); see its card"
 
 
 def verify_all() -> list[tuple[str, bool, str]]:

@@ -37,10 +37,20 @@ def tiny_path(tmp_path, tiny_image):
 def simulated_cohort(tmp_path_factory):
     """One simulated subject (raw T1, PET and truth), shared by the slower tests.
 
-    Version 1: the shipped weights were trained on v1 cohorts (their cards say so); v2 has its own tests.
+    Version 1: the preprocessing and report tests were written against it; v2 has its own tests.
     """
     from mri2pet_cli.simulate import simulate_cohort
 
     folder = tmp_path_factory.mktemp("cohort")
     simulate_cohort(folder, 1, seed=5, version=1)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def simulated_cohort_v2(tmp_path_factory):
+    """One version 2 subject: the world the shipped weights were trained in (their cards say so)."""
+    from mri2pet_cli.simulate import simulate_cohort
+
+    folder = tmp_path_factory.mktemp("cohort-v2")
+    simulate_cohort(folder, 1, seed=5, version=2)
     return folder

@@ -117,6 +117,31 @@ def test_flow_stays_float32_and_invertible_under_bf16_autocast():
     assert error.mean() < 1e-3 and error.max() < 0.05
 
 
+@pytest.mark.parametrize("layer", ["invconv", "haar"])
+def test_bf16_training_applies_the_float32_map_that_synthesis_inverts(layer):
+    """Under bf16 autocast the 1x1x1 convolution and the Haar squeeze give the float32 result bit for bit:
+    the log-determinant (from log_s) belongs to the map that was applied, and synthesis inverts that map."""
+    from mri2pet_cli.models.flows import HaarSqueeze, InvConv1x1
+
+    torch.manual_seed(1)
+    module = (InvConv1x1(8, seed=3) if layer == "invconv" else HaarSqueeze()).float()
+    if layer == "invconv":
+        with torch.no_grad():
+            module.lower.add_(0.3 * torch.randn(8, 8, dtype=torch.float32))
+            module.upper.add_(0.3 * torch.randn(8, 8, dtype=torch.float32))
+    x = torch.randn(2, 8, 4, 4, 4, dtype=torch.float32)
+    plain = module(x)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = module(x)
+        mixed_bf16_input = module(x.bfloat16())
+    first = (lambda out: out[0]) if layer == "invconv" else (lambda out: out)
+    assert first(mixed).dtype == torch.float32
+    torch.testing.assert_close(first(mixed), first(plain), rtol=0, atol=0)
+    torch.testing.assert_close(first(mixed_bf16_input), first(module(x.bfloat16().float())), rtol=0, atol=0)
+    back = module.inverse(first(plain))
+    torch.testing.assert_close(back, x, rtol=1e-5, atol=1e-5)
+
+
 def tiny_dual_glow() -> DualGlow:
     torch.manual_seed(0)
     return randomize(DualGlow(levels=2, steps=2, hidden=8, relation_hidden=8, age_embedding=4)).double().eval()
@@ -234,3 +259,37 @@ def test_age_slope_shifts_the_top_prior_mean_per_decade_and_survives_reload():
     }
     model.training_losses(batch)["loss"].backward()
     assert model.age_slope.grad is not None and model.age_slope.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("age_levels", ["all", "top"])
+def test_v2_age_moves_every_split_prior_and_v1_only_the_top(age_levels):
+    torch.manual_seed(0)
+    model = DualGlow(levels=3, steps=1, hidden=8, relation_hidden=8, age_embedding=4, age_levels=age_levels)
+    model = model.double().eval()
+    volumes = torch.rand(2, 1, 16, 16, 16, dtype=torch.float64)
+    model.fit_data_statistics(volumes, volumes, torch.ones_like(volumes))
+    randomize(model, seed=1)
+    z_m, _ = model.flow_m(model._to_flow(volumes[:1], model.t1_mean, model.t1_scale, dequantize=False))
+
+    def means(age):
+        priors, _ = model._priors(z_m, model._age_inputs(torch.tensor([age], dtype=torch.float64), 1, "cpu", False))
+        return [mean for mean, _ in priors]
+
+    moved = [not torch.allclose(a, b) for a, b in zip(means(60.0), means(85.0))]
+    assert moved == ([True, True, True] if age_levels == "all" else [False, False, True])
+    reloaded = DualGlow(levels=3, steps=1, hidden=8, relation_hidden=8, age_embedding=4, age_levels=age_levels)
+    reloaded.double().load_state_dict(model.state_dict())
+    for a, b in zip(reloaded.age_slopes, model.age_slopes):
+        torch.testing.assert_close(a, b)
+
+
+def test_several_samples_keep_the_point_estimate_and_add_an_unbiased_std():
+    model = tiny_dual_glow()
+    t1 = torch.rand(1, 1, 8, 8, 8)
+    mask = torch.ones_like(t1)
+    point, none = model.synthesize(t1, mask, torch.tensor([70.0]), samples=1, temperature=0.0)
+    sampled, std = model.synthesize(
+        t1, mask, torch.tensor([70.0]), samples=4, temperature=1.0, generator=torch.Generator().manual_seed(0)
+    )
+    assert none is None and std is not None and (std > 0).any()
+    torch.testing.assert_close(sampled, point)

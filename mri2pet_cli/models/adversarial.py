@@ -34,6 +34,9 @@ class AdversarialSynthesizer(Synthesizer):
     def forward(self, t1: torch.Tensor) -> torch.Tensor:
         return self.generator(t1)
 
+    def training_only_prefixes(self) -> tuple[str, ...]:
+        return ("discriminator.",)
+
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         return [
             torch.optim.Adam(self.generator.parameters(), lr=lr, betas=self.betas),
@@ -50,27 +53,39 @@ class AdversarialSynthesizer(Synthesizer):
     def reconstruction_losses(self, pred: torch.Tensor, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The generator's paired terms (weighted), e.g. {"l1": ...}; summed with the adversarial term."""
 
-    def _generated(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    def training_views(self, batch: dict[str, torch.Tensor]) -> list[dict[str, torch.Tensor]]:
+        """What the generator and discriminator see in training: the volumes (3D models) or slice stacks (2D)."""
+        return [batch]
+
+    def _generated(self, batch: dict[str, torch.Tensor]) -> tuple[list[dict], list[torch.Tensor]]:
+        """The views of ``batch`` and the generator's output on each: made once per step, kept for the next update."""
         cached = getattr(self, "_fake", None)
         if cached is not None and cached[0] is batch["t1"]:
-            self._fake = None
-            return cached[1]
-        return self(batch["t1"]) * batch["mask"]
+            return cached[1], cached[2]
+        views = self.training_views(batch)
+        fakes = [self.generator(v["t1"]) * v["mask"] for v in views]
+        self._fake = (batch["t1"], views, fakes)
+        return views, fakes
 
     def training_losses(self, batch: dict[str, torch.Tensor], step: str = "generator") -> dict[str, torch.Tensor]:
+        views, fakes = self._generated(batch)
         if step == "discriminator":
-            fake = self(batch["t1"]) * batch["mask"]
-            self._fake = (batch["t1"], fake)  # reused by the generator step that follows
-            real_logits = self.judge(batch["t1"], batch["pet"])
-            fake_logits = self.judge(batch["t1"], fake.detach())
-            real = adversarial_loss(real_logits, True, self.adversarial)
-            false = adversarial_loss(fake_logits, False, self.adversarial)
+            real = sum(adversarial_loss(self.judge(v["t1"], v["pet"]), True, self.adversarial) for v in views)
+            false = sum(
+                adversarial_loss(self.judge(v["t1"], f.detach()), False, self.adversarial) for v, f in zip(views, fakes)
+            )
+            real, false = real / len(views), false / len(views)
             return {"real": real, "fake": false, "loss": 0.5 * (real + false)}
-        fake = self._generated(batch)
-        losses = self.reconstruction_losses(fake, batch)
-        fooled = adversarial_loss(self.judge(batch["t1"], fake), True, self.adversarial)
-        losses["adversarial"] = fooled
-        losses["loss"] = self.adversarial_weight * fooled + sum(v for k, v in losses.items() if k != "adversarial")
+        self._fake = None  # the generator update ends the step
+        losses: dict[str, torch.Tensor] = {}
+        for view, fake in zip(views, fakes):
+            for key, value in self.reconstruction_losses(fake, view).items():
+                losses[key] = losses.get(key, 0.0) + value / len(views)
+        fooled = sum(adversarial_loss(self.judge(v["t1"], f), True, self.adversarial) for v, f in zip(views, fakes))
+        losses["adversarial"] = fooled / len(views)
+        losses["loss"] = self.adversarial_weight * losses["adversarial"] + sum(
+            v for k, v in losses.items() if k != "adversarial"
+        )
         return losses
 
     @torch.no_grad()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -24,6 +25,10 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
     def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
         """Called once with the training set (N, 1, D, H, W) before training starts; most models ignore it."""
 
+    def training_only_prefixes(self) -> tuple[str, ...]:
+        """State-dict prefixes of parameters that only training uses (discriminators): not shipped."""
+        return ()
+
     def card_notes(self) -> dict:
         """Model-specific facts for the model card (sizes, choices the paper leaves open)."""
         return {}
@@ -38,6 +43,14 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
         ``[("discriminator", [1]), ("generator", [0])]`` and get the name in ``training_losses``.
         """
         return [("", [])]  # [] = every optimiser
+
+    def draw_pairs(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """One epoch's order of the ``n`` training subjects' T1s, and of their PETs where they are drawn apart.
+
+        Paired models: the subjects in a random order, each T1 with its own PET (None). Unpaired models
+        (CycleGAN) return a second, independent order of PET subjects.
+        """
+        return rng.permutation(n), None
 
     @abstractmethod
     def training_losses(self, batch: dict[str, torch.Tensor], step: str = "") -> dict[str, torch.Tensor]:

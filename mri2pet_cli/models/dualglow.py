@@ -127,6 +127,8 @@ class DualGlow(Synthesizer):
         n_bins: int = 256,
         checkpoint: bool = False,
         squeeze: str = "haar",
+        age_levels: str = "all",
+        top_reads_top_t1: bool = True,
     ) -> None:
         super().__init__()
         self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -135,11 +137,16 @@ class DualGlow(Synthesizer):
         self.age_dropout, self.t1_scale, self.pet_scale, self.n_bins = age_dropout, t1_scale, pet_scale, n_bins
         self.flow_m = MultiScaleFlow(1, levels, steps, hidden, checkpoint, squeeze)
         self.flow_p = MultiScaleFlow(1, levels, steps, hidden, checkpoint, squeeze)
+        if age_levels not in ("all", "top"):
+            raise ValueError("age_levels must be 'all' (every split prior, v2) or 'top' (v1)")
+        self.age_everywhere, self.top_reads_top_t1 = age_levels == "all", top_reads_top_t1
         channels = self.flow_m.latent_channels
-        self.relations = nn.ModuleList([relation_net(c, c, relation_hidden) for c in channels[:-1]])
+        age_in = age_embedding if self.age_everywhere else 0
+        self.relations = nn.ModuleList([relation_net(c + age_in, c, relation_hidden) for c in channels[:-1]])
         lower_at_top = sum(c * 8 ** (levels - 1 - i) for i, c in enumerate(channels[:-1]))
-        # features of the lower T1 latents at the top resolution (the T1 context)
-        self.top_context = conv_features(lower_at_top, relation_hidden)
+        # features of the T1 latents at the top resolution (the T1 context): the lower ones squeezed up,
+        # and (v2, as the authors' release) the top T1 latent itself
+        self.top_context = conv_features(lower_at_top + (channels[-1] if top_reads_top_t1 else 0), relation_hidden)
         self.top_prior = relation_net(relation_hidden + age_embedding, channels[-1], relation_hidden)
         self.disc_context = SpatialAgeDiscriminator(relation_hidden)
         self.age_mlp = nn.Sequential(nn.Linear(1, age_embedding), nn.Tanh(), nn.Linear(age_embedding, age_embedding))
@@ -149,6 +156,10 @@ class DualGlow(Synthesizer):
         # per-voxel slope of the top PET prior mean per decade of age; its shape is the top latent's (set
         # with the grid in fit_data_statistics); zero at the start
         self.age_slope = nn.Parameter(torch.zeros(0))
+        # v2: the same direct age path at every lower level (shapes set in fit_data_statistics)
+        self.age_slopes = nn.ParameterList(
+            [nn.Parameter(torch.zeros(0)) for _ in channels[:-1]] if self.age_everywhere else []
+        )
         # mean training images on the model grid; empty until fit_data_statistics (then a constant centre)
         self.register_buffer("t1_mean", torch.zeros(0))
         self.register_buffer("pet_mean", torch.zeros(0))
@@ -158,13 +169,17 @@ class DualGlow(Synthesizer):
         self.pet_mean = (pet * mask).mean(dim=0, keepdim=True).to(self.pet_mean.dtype)
         top = (1, self.flow_p.latent_channels[-1], *(n // 2**self.levels for n in pet.shape[2:]))
         self.age_slope.data = torch.zeros(top, device=self.age_slope.device, dtype=self.age_slope.dtype)
+        for i, slope in enumerate(self.age_slopes):
+            shape = (1, self.flow_p.latent_channels[i], *(n // 2 ** (i + 1) for n in pet.shape[2:]))
+            slope.data = torch.zeros(shape, device=slope.device, dtype=slope.dtype)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # these have the training grid's shape, known only from the weights; .data keeps the parameter
         # object, so an optimizer built before loading still holds it
-        for name in ("t1_mean", "pet_mean", "age_slope"):
+        sized = {name: getattr(self, name) for name in ("t1_mean", "pet_mean", "age_slope")}
+        sized |= {f"age_slopes.{i}": slope for i, slope in enumerate(self.age_slopes)}
+        for name, tensor in sized.items():
             if prefix + name in state_dict:
-                tensor = getattr(self, name)
                 tensor.data = torch.empty_like(state_dict[prefix + name], dtype=tensor.dtype, device=tensor.device)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
@@ -194,21 +209,28 @@ class DualGlow(Synthesizer):
                 "age_classes": "five bins: < 60, 60-70, 70-80, 80-90, >= 90 (classification weight 0.01)",
                 "coupling_scale": "s = 2 tanh(raw / 2)",
                 "squeeze": "3D Haar squeeze (orthonormal, log-det 0); 1x1x1 convolutions start as channel reversals",
-                "precision": "bf16 autocast only inside the coupling and relation networks; the flows and "
-                "latents stay float32; synthesis runs in float32, where the inverse is exact. Under bf16 the inverse "
-                "matches to bf16 rounding of the coupling inputs (tests: mean error < 1e-3, max < 0.05)",
+                "precision": "under bf16 autocast the 1x1x1 convolutions (W formed and applied) and the Haar "
+                "squeeze run in float32, so the log-determinant belongs to the map applied and synthesis inverts "
+                "it (tests, bit for bit); the coupling and relation networks still round to bf16, which changes "
+                "their outputs by bf16 steps: the shipped v2 weights were trained in float32 (TF32 convolutions)",
+                "age_levels": "v2 ('all'): every split prior reads the age embedding and has its own per-voxel "
+                "age slope, as the authors' release conditions every prior; v1 ('top'): the top prior only",
+                "top_reads_top_t1": "v2: the top prior's T1 context includes the top T1 latent (authors' release); "
+                "v1 read only the lower T1 latents",
             },
-            "sampling": "one sample: T = 0 (PET decoded from the prior mean, deterministic); --samples N > 1: "
-            "T = 0.7 by default, mean PET and voxel-wise standard deviation (uncertainty)",
+            "sampling": "the PET is always the decode of the prior mean (T = 0, deterministic, the estimate "
+            "that is scored); --samples N > 1 adds the voxel-wise standard deviation of N draws at T = 1 "
+            "(default; unbiased estimator)",
         }
 
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         # AdaMax (section 4.1). The age slope is one linear map whose best value is far from 0; at the shared
         # rate it had moved a tenth of the way after 9 epochs, so it learns 10x faster (the loop reads lr_scale)
-        rest = [p for name, p in self.named_parameters() if name != "age_slope"]
+        slopes = [self.age_slope, *self.age_slopes]
+        rest = [p for name, p in self.named_parameters() if name != "age_slope" and not name.startswith("age_slopes.")]
         groups = [
             {"params": rest},
-            {"params": [self.age_slope], "lr": lr * AGE_SLOPE_LR_SCALE, "lr_scale": AGE_SLOPE_LR_SCALE},
+            {"params": slopes, "lr": lr * AGE_SLOPE_LR_SCALE, "lr_scale": AGE_SLOPE_LR_SCALE},
         ]
         return [torch.optim.Adamax(groups, lr=lr, betas=(0.9, 0.999))]
 
@@ -247,11 +269,21 @@ class DualGlow(Synthesizer):
         embedded = self.age_mlp(scaled.unsqueeze(1))
         return {"vector": torch.where(known.unsqueeze(1), embedded, unknown), "scaled": scaled, "known": known}
 
+    @staticmethod
+    def _age_map(age: dict[str, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+        """The age embedding broadcast over the voxels of ``like``."""
+        return age["vector"].to(like.dtype)[:, :, None, None, None].expand(-1, -1, *like.shape[2:])
+
     def _priors(self, z_m: list[torch.Tensor], age: dict[str, torch.Tensor]) -> tuple[list, torch.Tensor]:
         """(mean, log-std) of every PET latent given the T1 latents (and age at the top), and the T1 context."""
         priors = []
         for i, net in enumerate(self.relations):
-            mean, log_std = net(z_m[i]).to(z_m[i].dtype).chunk(2, dim=1)
+            features = z_m[i]
+            if self.age_everywhere:  # v2: every split prior sees the age (the authors' release)
+                features = torch.cat([features, self._age_map(age, features)], dim=1)
+            mean, log_std = net(features).to(z_m[i].dtype).chunk(2, dim=1)
+            if self.age_everywhere and self.age_slopes[i].numel():
+                mean = mean + age["scaled"].to(mean.dtype)[:, None, None, None, None] * self.age_slopes[i]
             priors.append((mean, log_std))
         lower = []
         for i, z in enumerate(z_m[:-1]):
@@ -259,9 +291,10 @@ class DualGlow(Synthesizer):
                 z = squeeze3d(z)
             lower.append(z)
         top = z_m[-1]
-        context = self.top_context(torch.cat(lower, dim=1))
-        age_map = age["vector"].to(context.dtype)[:, :, None, None, None].expand(-1, -1, *top.shape[2:])
-        mean, log_std = self.top_prior(torch.cat([context, age_map], dim=1)).to(top.dtype).chunk(2, dim=1)
+        context = self.top_context(torch.cat(lower + [top] if self.top_reads_top_t1 else lower, dim=1))
+        mean, log_std = (
+            self.top_prior(torch.cat([context, self._age_map(age, context)], dim=1)).to(top.dtype).chunk(2, dim=1)
+        )
         if self.age_slope.numel():  # a direct linear path for the age effect (0 where the age is unknown)
             mean = mean + age["scaled"].to(top.dtype)[:, None, None, None, None] * self.age_slope
         priors.append((mean, log_std))
@@ -307,19 +340,21 @@ class DualGlow(Synthesizer):
         return losses
 
     @torch.no_grad()
-    def synthesize(self, t1, mask, age=None, *, samples=1, temperature=0.7, generator=None):
+    def synthesize(self, t1, mask, age=None, *, samples=1, temperature=1.0, generator=None):
+        """One draw at ``temperature`` (the API's default for one sample is T = 0, the prior mean's decode);
+        with ``samples`` > 1 the PET is the T = 0 decode and the std is that of the draws."""
         x_m = self._to_flow(t1 * mask, self.t1_mean, self.t1_scale, dequantize=False)
         z_m, _ = self.flow_m(x_m)
         priors, _ = self._priors(z_m, self._age_inputs(age, t1.shape[0], t1.device, drop=False))
-        draws = []
-        for _ in range(samples):
-            z_p = []
-            for mean, log_std in priors:
-                noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-                z_p.append(mean + temperature * torch.exp(log_std) * noise)
-            x_p = self.flow_p.inverse(z_p)
-            pet = self._from_flow(x_p, self.pet_mean, self.pet_scale)
-            draws.append((pet * mask).clamp_min(0.0))
-        stack = torch.stack(draws)
-        std = stack.std(dim=0, unbiased=False) if samples > 1 else None
-        return stack.mean(dim=0), std
+        draws = [self._decode(priors, mask, temperature, generator) for _ in range(samples)]
+        if samples == 1:
+            return draws[0], None
+        return self._decode(priors, mask, 0.0, generator), torch.stack(draws).std(dim=0, unbiased=True)
+
+    def _decode(self, priors, mask, temperature: float, generator) -> torch.Tensor:
+        z_p = []
+        for mean, log_std in priors:
+            noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+            z_p.append(mean + temperature * torch.exp(log_std) * noise)
+        pet = self._from_flow(self.flow_p.inverse(z_p), self.pet_mean, self.pet_scale)
+        return (pet * mask).clamp_min(0.0)

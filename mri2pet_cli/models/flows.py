@@ -23,6 +23,11 @@ def unsqueeze3d(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, c // 8, d * 2, h * 2, w * 2)
 
 
+def full_precision(x: torch.Tensor) -> torch.Tensor:
+    """float32 for bf16 / fp16 tensors (autocast), float64 stays float64 (tests)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def haar_matrix() -> torch.Tensor:
     """Orthonormal 3D Haar transform of a 2x2x2 block (rows: filters), finest detail first, block mean last.
 
@@ -52,14 +57,17 @@ class HaarSqueeze(nn.Module):
         self.register_buffer("haar", haar_matrix())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = squeeze3d(x)
+        y = squeeze3d(full_precision(x))
         b, c8, *spatial = y.shape
-        y = torch.einsum("fk,bck...->bfc...", self.haar.to(y.dtype), y.view(b, c8 // 8, 8, *spatial))
+        with torch.autocast(y.device.type, enabled=False):  # float32 under autocast: the map synthesis inverts
+            y = torch.einsum("fk,bck...->bfc...", self.haar.to(y.dtype), y.view(b, c8 // 8, 8, *spatial))
         return y.reshape(b, c8, *spatial)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         b, c8, *spatial = y.shape
-        x = torch.einsum("fk,bfc...->bck...", self.haar.to(y.dtype), y.view(b, 8, c8 // 8, *spatial))
+        y = full_precision(y)
+        with torch.autocast(y.device.type, enabled=False):
+            x = torch.einsum("fk,bfc...->bck...", self.haar.to(y.dtype), y.view(b, 8, c8 // 8, *spatial))
         return unsqueeze3d(x.reshape(b, c8, *spatial))
 
 
@@ -117,15 +125,19 @@ class InvConv1x1(nn.Module):
         return self.p @ lower @ upper
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        w = self.weight()
-        with torch.autocast(x.device.type, enabled=False):  # the flow itself stays in float32 under autocast
-            y = F.conv3d(x, w.view(*w.shape, 1, 1, 1).to(x.dtype))
+        # W and the convolution in float32 under autocast: the log-determinant (log_s) is W's, and the
+        # inverse used at synthesis is W's inverse, so training must use W unrounded
+        x = full_precision(x)
+        with torch.autocast(x.device.type, enabled=False):
+            w = self.weight().to(x.dtype)
+            y = F.conv3d(x, w.view(*w.shape, 1, 1, 1))
         logdet = self.log_s.sum() * x[0, 0].numel()
         return y, logdet.expand(x.shape[0])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        w_inv = torch.linalg.inv(self.weight().double()).to(y.dtype)
+        y = full_precision(y)
         with torch.autocast(y.device.type, enabled=False):
+            w_inv = torch.linalg.inv(self.weight().double()).to(y.dtype)
             return F.conv3d(y, w_inv.view(*w_inv.shape, 1, 1, 1))
 
 

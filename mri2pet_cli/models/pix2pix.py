@@ -21,32 +21,37 @@ from torch import nn
 from .adversarial import AdversarialSynthesizer, receptive_field
 from .losses import masked_l1
 from .registry import register
-from .unet import build_unet_layers, unet_forward
+from .unet import LAYERS, build_unet_layers, unet_forward
 
 
 class UNetGenerator(nn.Module):
     """The U-Net of ``unet`` with dropout in the deepest decoder blocks; output in [0, suvr_max]."""
 
-    def __init__(self, base: int, levels: int, dropout_levels: int, suvr_max: float) -> None:
+    def __init__(self, base: int, levels: int, dropout_levels: int, suvr_max: float, dims: int = 3) -> None:
         super().__init__()
         self.levels, self.suvr_max = levels, suvr_max
-        build_unet_layers(self, base, levels, dropout_levels)
+        build_unet_layers(self, base, levels, dropout_levels, dims)
 
     def forward(self, t1: torch.Tensor) -> torch.Tensor:
         return self.suvr_max * torch.sigmoid(unet_forward(self, t1, self.levels))
 
 
-def patch_discriminator(in_channels: int, base: int, layers: int) -> tuple[nn.Sequential, int]:
-    """pix2pix's PatchGAN in 3D and its receptive field in voxels."""
-    modules: list[nn.Module] = [nn.Conv3d(in_channels, base, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
+def patch_discriminator(
+    in_channels: int, base: int, layers: int, dims: int = 3, norm: str = "batch_norm"
+) -> tuple[nn.Sequential, int]:
+    """pix2pix's PatchGAN (on volumes or slices) and its receptive field in voxels.
+
+    ``norm``: "batch_norm" (pix2pix) or "norm" (instance normalisation, CycleGAN)."""
+    conv, normalise = LAYERS[dims]["conv"], LAYERS[dims][norm]
+    modules: list[nn.Module] = [conv(in_channels, base, 4, stride=2, padding=1), nn.LeakyReLU(0.2, True)]
     width = base
     for i in range(1, layers):
         nxt = base * min(2**i, 8)
-        modules += [nn.Conv3d(width, nxt, 4, stride=2, padding=1), nn.BatchNorm3d(nxt), nn.LeakyReLU(0.2, True)]
+        modules += [conv(width, nxt, 4, stride=2, padding=1), normalise(nxt), nn.LeakyReLU(0.2, True)]
         width = nxt
     nxt = base * min(2**layers, 8)
-    modules += [nn.Conv3d(width, nxt, 4, stride=1, padding=1), nn.BatchNorm3d(nxt), nn.LeakyReLU(0.2, True)]
-    modules.append(nn.Conv3d(nxt, 1, 4, stride=1, padding=1))
+    modules += [conv(width, nxt, 4, stride=1, padding=1), normalise(nxt), nn.LeakyReLU(0.2, True)]
+    modules.append(conv(nxt, 1, 4, stride=1, padding=1))
     field = receptive_field([4] * (layers + 2), [2] * layers + [1, 1])
     return nn.Sequential(*modules), field
 

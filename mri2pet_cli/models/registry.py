@@ -49,7 +49,7 @@ def register(
 
 
 def _load_builtin() -> None:
-    from . import dualglow, glagan, pix2pix, unet  # noqa: F401  (they register on import)
+    from . import cyclegan, dualglow, glagan, pix2pix, pix2pix2d, unet  # noqa: F401  (they register on import)
 
 
 def model_names() -> list[str]:

@@ -10,34 +10,42 @@ from .base import Synthesizer
 from .losses import masked_l1, ssim_loss
 from .registry import register
 
+LAYERS = {  # the same networks on slices (2) or volumes (3)
+    2: {"conv": nn.Conv2d, "up": nn.ConvTranspose2d, "norm": nn.InstanceNorm2d, "batch_norm": nn.BatchNorm2d,
+        "dropout": nn.Dropout2d, "pool": F.max_pool2d, "pad": nn.ReflectionPad2d},
+    3: {"conv": nn.Conv3d, "up": nn.ConvTranspose3d, "norm": nn.InstanceNorm3d, "batch_norm": nn.BatchNorm3d,
+        "dropout": nn.Dropout3d, "pool": F.max_pool3d, "pad": nn.ReflectionPad3d},
+}  # fmt: skip
 
-def conv_block(cin: int, cout: int) -> nn.Sequential:
+
+def conv_block(cin: int, cout: int, dims: int = 3) -> nn.Sequential:
+    layer = LAYERS[dims]
     return nn.Sequential(
-        nn.Conv3d(cin, cout, 3, padding=1, bias=False),
-        nn.InstanceNorm3d(cout, affine=True),
+        layer["conv"](cin, cout, 3, padding=1, bias=False),
+        layer["norm"](cout, affine=True),
         nn.LeakyReLU(0.1, inplace=True),
-        nn.Conv3d(cout, cout, 3, padding=1, bias=False),
-        nn.InstanceNorm3d(cout, affine=True),
+        layer["conv"](cout, cout, 3, padding=1, bias=False),
+        layer["norm"](cout, affine=True),
         nn.LeakyReLU(0.1, inplace=True),
     )
 
 
-def build_unet_layers(module: nn.Module, base: int, levels: int, dropout_levels: int = 0) -> None:
+def build_unet_layers(module: nn.Module, base: int, levels: int, dropout_levels: int = 0, dims: int = 3) -> None:
     """Give ``module`` the layers of a U-Net (``down``, ``up``, ``merge``, ``head``); dropout 0.5 after the
     deepest ``dropout_levels`` decoder blocks (pix2pix)."""
     widths = [base * 2**i for i in range(levels)]
     module.down = nn.ModuleList()
     cin = 1
     for w in widths:
-        module.down.append(conv_block(cin, w))
+        module.down.append(conv_block(cin, w, dims))
         cin = w
     module.up, module.merge = nn.ModuleList(), nn.ModuleList()
     for i, w in enumerate(reversed(widths[:-1])):
-        module.up.append(nn.ConvTranspose3d(cin, w, 2, stride=2))
-        block = conv_block(2 * w, w)
-        module.merge.append(nn.Sequential(block, nn.Dropout3d(0.5)) if i < dropout_levels else block)
+        module.up.append(LAYERS[dims]["up"](cin, w, 2, stride=2))
+        block = conv_block(2 * w, w, dims)
+        module.merge.append(nn.Sequential(block, LAYERS[dims]["dropout"](0.5)) if i < dropout_levels else block)
         cin = w
-    module.head = nn.Conv3d(cin, 1, 1)
+    module.head = LAYERS[dims]["conv"](cin, 1, 1)
 
 
 def unet_forward(module: nn.Module, x: torch.Tensor, levels: int) -> torch.Tensor:
@@ -47,7 +55,7 @@ def unet_forward(module: nn.Module, x: torch.Tensor, levels: int) -> torch.Tenso
         x = block(x)
         if i < levels - 1:
             skips.append(x)
-            x = F.max_pool3d(x, 2)
+            x = LAYERS[x.dim() - 2]["pool"](x, 2)
     for up, merge in zip(module.up, module.merge):
         x = merge(torch.cat([up(x), skips.pop()], dim=1))
     return module.head(x)
