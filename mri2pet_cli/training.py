@@ -194,7 +194,14 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
                 model, initial, options.init_weights, architecture=options.model, partial=True
             )
 
-    steps = int(np.ceil(len(model.draw_pairs(len(train_set.ids), np.random.default_rng(0))[0]) / options.batch_size))
+    t1_draw, pet_draw = model.draw_pairs(len(train_set.ids), np.random.default_rng(0))
+    steps = int(np.ceil(len(t1_draw) / options.batch_size))
+    if pet_draw is not None:  # unpaired: say whose scans it learns from
+        own = int(np.sum(t1_draw == pet_draw))
+        stage(
+            f"unpaired training: T1s of {len(set(t1_draw))} subjects, PETs of {len(set(pet_draw))}, "
+            f"{len(set(t1_draw) & set(pet_draw))} subjects in both; {own} of {len(t1_draw)} draws an own pair"
+        )
     for epoch in range(start_epoch, options.epochs):
         set_learning_rate(optimizers, learning_rate(options, epoch))
         model.train()
