@@ -25,6 +25,8 @@ DEFAULT_CARDS = {
     "cyclegan-3d (disjoint halves)": "runs/gpu2-export/cyclegan-disjoint/cyclegan-3d.json",
     "pix2pix-3d": "weights/pix2pix-3d.json",
     "unet": "weights/unet.json",
+    "gla-gan": "weights/gla-gan.json",
+    "dual-glow (1 sample)": "weights/dual-glow.json",
 }
 MEMORY_PROBE = """
 import resource, sys, time, torch
