@@ -59,8 +59,11 @@ def main(cards: dict[str, str]) -> dict:
         rows[label] = {m: round(own[m]["mean"], 4) for m in ("mae", "mse", "psnr", "ssim")}
         rows[label] |= {"epochs": card["training"]["epochs"], "config": card["architecture"]["config"]}
         rows[label] |= probe(card["name"], (ROOT / path).with_suffix(".pt"))
-        baselines = {k: {m: round(v[m]["mean"], 4) for m in ("mae", "mse", "psnr", "ssim")} for k, v in models.items()}
-        baselines.pop(card["name"])
+        if not baselines:  # the same split in every card: its baselines once
+            metrics = {k: v for k, v in models.items() if k != card["name"]}
+            baselines = {
+                k: {m: round(v[m]["mean"], 4) for m in ("mae", "mse", "psnr", "ssim")} for k, v in metrics.items()
+            }
     print(f"{'model':34s} {'MAE':>7s} {'MSE':>7s} {'PSNR':>6s} {'SSIM':>6s} {'s/subj':>7s} {'GB':>5s}")
     for label, row in rows.items():
         print(

@@ -63,6 +63,13 @@ def augment_batch(batch: dict, rng: np.random.Generator) -> dict:
     return out
 
 
+def check_split_present(split: dict, parts: tuple[str, ...], by_id: dict, data: str) -> None:
+    """A one-line error naming the subjects of ``split[parts]`` that the data folder lacks."""
+    missing = [s for part in parts for s in split[part] if s not in by_id]
+    if missing:
+        raise Mri2PetError(f"{data}: subjects of the recorded split are missing: {', '.join(missing[:5])}")
+
+
 def learning_rate(options: TrainOptions, epoch: int) -> float:
     """The epoch's learning rate (a function of the epoch only, so a resumed run follows the same curve)."""
     if options.schedule == "constant":
@@ -162,9 +169,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
     write_split(split, run_dir / "split.json")
     by_id = {r.subject_id: r for r in records}
     # the test subjects are needed only by export / evaluate: training may run on a copy without them
-    missing = [s for part in ("train", "validation") for s in split[part] if s not in by_id]
-    if missing:
-        raise Mri2PetError(f"{options.data}: subjects of the recorded split are missing: {', '.join(missing[:5])}")
+    check_split_present(split, ("train", "validation"), by_id, options.data)
     arrays = load_arrays([by_id[s] for s in split["train"] + split["validation"]])
     train_set, val_set = subset(arrays, split["train"]), subset(arrays, split["validation"])
     if info.age_required and np.isnan(train_set.age).any():
@@ -332,9 +337,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
     records, _ = prepare_dataset(options.data)
     by_id = {r.subject_id: r for r in records}
     split = state["split"]
-    missing = [s for part in ("train", "test") for s in split[part] if s not in by_id]
-    if missing:
-        raise Mri2PetError(f"{options.data}: subjects of the run's split are missing: {', '.join(missing[:5])}")
+    check_split_present(split, ("train", "test"), by_id, options.data)
     test = load_arrays([by_id[s] for s in split["test"]])
     train_arrays = load_arrays([by_id[s] for s in split["train"]])
     dev = resolve_device(device)

@@ -141,7 +141,7 @@ def load_state(model, checkpoint: dict, source: str | Path, *, architecture: str
         extra = ", ".join(result.unexpected_keys[:5])
         raise WeightsError(f"{source}: weights hold parameters this model lacks: {extra}")
     training_only = tuple(model.training_only_prefixes())
-    needed = [k for k in result.missing_keys if not (training_only and k.startswith(training_only))]
+    needed = [k for k in result.missing_keys if not k.startswith(training_only)]
     if needed and not partial:
         raise WeightsError(
             f"{source}: weights do not fit the {architecture} architecture (missing: {', '.join(needed[:5])})"
@@ -161,11 +161,7 @@ def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bo
             raise WeightsError(f"{path}: already exists", hint="pass --overwrite to replace it")
     # what synthesis needs: parameters only training uses (discriminators) stay out of the shipped file
     training_only = tuple(model.training_only_prefixes())
-    state = {
-        k: v.detach().cpu().contiguous()
-        for k, v in model.state_dict().items()
-        if not (training_only and k.startswith(training_only))
-    }
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith(training_only)}
     checkpoint = {"format": WEIGHTS_FORMAT, "model": model.name, "config": model.config(), "state_dict": state}
     with atomic_path(files.weights) as tmp:
         torch.save(checkpoint, tmp)

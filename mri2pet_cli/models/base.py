@@ -9,6 +9,11 @@ import torch
 from torch import nn
 
 
+def documented_choices(doc: str | None) -> str:
+    """The part of a model module's docstring after its "... also in the card (``card_notes``):" line."""
+    return (doc or "").split("(``card_notes``):", 1)[1].strip()
+
+
 class Synthesizer(nn.Module, metaclass=ABCMeta):
     """A T1 -> PET model on the model grid.
 

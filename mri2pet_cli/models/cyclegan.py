@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Synthesizer
+from .base import Synthesizer, documented_choices
 from .losses import adversarial_loss, masked_l1
 from .pix2pix import patch_discriminator
 from .registry import register
@@ -104,6 +104,7 @@ class ImagePool:
 )
 class CycleGan3D(Synthesizer):
     name = "cyclegan-3d"
+    betas = (0.5, 0.999)
 
     def __init__(
         self,
@@ -153,8 +154,8 @@ class CycleGan3D(Synthesizer):
         generators = list(self.to_pet.parameters()) + list(self.to_t1.parameters())
         judges = list(self.judge_pet.parameters()) + list(self.judge_t1.parameters())
         return [
-            torch.optim.Adam(generators, lr=lr, betas=(0.5, 0.999)),
-            torch.optim.Adam(judges, lr=lr, betas=(0.5, 0.999)),
+            torch.optim.Adam(generators, lr=lr, betas=self.betas),
+            torch.optim.Adam(judges, lr=lr, betas=self.betas),
         ]
 
     def update_steps(self) -> list[tuple[str, list[int]]]:
@@ -215,7 +216,5 @@ class CycleGan3D(Synthesizer):
         return {
             "pairing_in_training": self.options["pairing"],
             "discriminator_receptive_field_voxels": self.receptive_field,
-            "choices": __doc__.split("Choices the papers leave open on this grid, also in the card (``card_notes``):")[
-                1
-            ].strip(),
+            "choices": documented_choices(__doc__),
         }

@@ -274,6 +274,14 @@ class DualGlow(Synthesizer):
         """The age embedding broadcast over the voxels of ``like``."""
         return age["vector"].to(like.dtype)[:, :, None, None, None].expand(-1, -1, *like.shape[2:])
 
+    @staticmethod
+    def _shift_by_age(mean: torch.Tensor, age: dict[str, torch.Tensor], slope: torch.Tensor) -> torch.Tensor:
+        """The direct linear path for the age effect: slope x (age - 70) / 10 (0 where the age is unknown or
+        the slope not yet sized by fit_data_statistics)."""
+        if not slope.numel():
+            return mean
+        return mean + age["scaled"].to(mean.dtype)[:, None, None, None, None] * slope
+
     def _priors(self, z_m: list[torch.Tensor], age: dict[str, torch.Tensor]) -> tuple[list, torch.Tensor]:
         """(mean, log-std) of every PET latent given the T1 latents (and age at the top), and the T1 context."""
         priors = []
@@ -282,8 +290,8 @@ class DualGlow(Synthesizer):
             if self.age_everywhere:  # v2: every split prior sees the age (the authors' release)
                 features = torch.cat([features, self._age_map(age, features)], dim=1)
             mean, log_std = net(features).to(z_m[i].dtype).chunk(2, dim=1)
-            if self.age_everywhere and self.age_slopes[i].numel():
-                mean = mean + age["scaled"].to(mean.dtype)[:, None, None, None, None] * self.age_slopes[i]
+            if self.age_everywhere:
+                mean = self._shift_by_age(mean, age, self.age_slopes[i])
             priors.append((mean, log_std))
         lower = []
         for i, z in enumerate(z_m[:-1]):
@@ -295,8 +303,7 @@ class DualGlow(Synthesizer):
         mean, log_std = (
             self.top_prior(torch.cat([context, self._age_map(age, context)], dim=1)).to(top.dtype).chunk(2, dim=1)
         )
-        if self.age_slope.numel():  # a direct linear path for the age effect (0 where the age is unknown)
-            mean = mean + age["scaled"].to(top.dtype)[:, None, None, None, None] * self.age_slope
+        mean = self._shift_by_age(mean, age, self.age_slope)
         priors.append((mean, log_std))
         return priors, context
 

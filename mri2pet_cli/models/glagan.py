@@ -8,7 +8,7 @@ is six convolutions (64, 128, 256, 512, 64, 1; 4x4x4 for the first four, 2x2x2 f
 BatchNorm and LeakyReLU, sigmoid at the end. Objective (eq. 8): adversarial + L1 + MS-SSIM + ROI.
 
 Choices the paper leaves open, also in the card (``card_notes``):
-- ``width`` scales every filter count (1.0 = the paper's 64, 64, 128, 64); the CPU weights use 0.25.
+- ``width`` scales every filter count (1.0 = the paper's 64, 64, 128, 64); the shipped weights use 0.5.
 - Patches: K = 2 halves along left-right, 4 adds anterior-posterior, 8 adds inferior-superior.
 - Discriminator strides 2 for the four 4x4x4 layers, 1 for the two 2x2x2 ones, padding 1 (any volume
   size gives logits: 6 x 7 x 6 on the model grid); it sees the PET alone
@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from .adversarial import AdversarialSynthesizer
+from .base import documented_choices
 from .losses import masked_l1, ms_ssim_loss, roi_loss, ssim_loss
 from .registry import register
 
@@ -194,7 +195,7 @@ class GlaGan(AdversarialSynthesizer):
     def card_notes(self) -> dict:
         return {
             "config": self.config(),
-            "choices": __doc__.split("Choices the paper leaves open, also in the card (``card_notes``):")[1].strip(),
+            "choices": documented_choices(__doc__),
             "ablations": '--config \'{"mode": "global"}\' | \'{"mode": "local"}\' | \'{"k": 2}\' | \'{"k": 8}\' | '
             "'{\"losses\": \"l1\"}' | 'l1+ssim' | 'l1+msssim' | 'l1+msssim+roi' (default)",
         }

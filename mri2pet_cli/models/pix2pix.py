@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .adversarial import AdversarialSynthesizer, receptive_field
+from .base import documented_choices
 from .losses import masked_l1
 from .registry import register
 from .unet import LAYERS, build_unet_layers, unet_forward
@@ -101,7 +102,5 @@ class Pix2Pix3D(AdversarialSynthesizer):
             "discriminator_receptive_field_voxels": self.receptive_field,
             "discriminator_receptive_field_mm_at_2.5mm": self.receptive_field * 2.5,
             "loss": f"BCE adversarial + {self.options['l1_weight']:g} x masked L1; Adam 2e-4, betas (0.5, 0.999)",
-            "choices": __doc__.split("Choices the papers leave open on this grid, also in the card (``card_notes``):")[
-                1
-            ].strip(),
+            "choices": documented_choices(__doc__),
         }

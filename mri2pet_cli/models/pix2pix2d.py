@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from .adversarial import AdversarialSynthesizer
+from .base import documented_choices
 from .losses import masked_l1
 from .pix2pix import UNetGenerator, patch_discriminator
 from .registry import register
@@ -118,7 +119,5 @@ class Pix2Pix2D(AdversarialSynthesizer):
             "planes": list(PLANE_SETS[self.options["planes"]]),
             "fusion": "voxel-wise mean of the planes' reassembled volumes" if self.options["planes"] == "all" else None,
             "discriminator_receptive_field_pixels": self.receptive_field,
-            "choices": __doc__.split("Choices the paper leaves open on this grid, also in the card (``card_notes``):")[
-                1
-            ].strip(),
+            "choices": documented_choices(__doc__),
         }
