@@ -357,23 +357,30 @@ def evaluate(
     device: str = "auto",
     overwrite: bool = False,
     jobs: int = 1,
+    study: bool = True,
+    study_settings=None,
 ) -> dict:
-    """Score models and both baselines on any paired cohort.
+    """Score models and both baselines on any paired cohort; with ``study``, the seeds' study too.
 
     Default subjects: the first model's test split on its own training cohort, every paired subject
     elsewhere. Baselines come from ``train_subjects``, the card's training split (training cohort), or
     leave-one-out over the scored subjects. Subjects asked for but absent are listed, not fatal.
+    ``models`` may be ``["all"]``: every registered model with shipped weights. Synthetic PETs are
+    cached in ``<data>/derivatives/mri2pet-synth`` and reused by later runs.
     """
-    from .dataset import load_arrays, prepare_dataset
-    from .evaluation import mean_training_baseline, population_baseline, predict, resolve_device, score, summarize
+    from .console import tracked
+    from .dataset import load_arrays, prepare_dataset, record_grid
+    from .evaluation import mean_training_baseline, population_baseline, resolve_device, score, summarize
+    from .evaluation.cache import cache_root, cached_predict
+    from .evaluation.study import timed
+    from .evaluation.study_report import study_files
     from .weights import load_model
 
     out_dir = Path(out_dir)
     files = {"csv": out_dir / "evaluation.csv", "json": out_dir / "evaluation.json", "png": out_dir / "evaluation.png"}
-    for path in files.values():
+    for path in [*files.values(), *(study_files(out_dir).values() if study else ())]:
         check_writable(path, overwrite)
-    if not models:
-        raise Mri2PetError("--model names no model", hint="e.g. --model unet,dual-glow")
+    models = expand_model_names(models)
     loaded = {name: load_model(name, (weights or {}).get(name)) for name in models}
     dev = resolve_device(device)
     records, failed = prepare_dataset(data, jobs=jobs)
@@ -387,15 +394,28 @@ def evaluate(
         )
     test = load_arrays([by_id[s] for s in choice["scored"]])
     per_subject: dict[str, list[dict]] = {}
-    for name, (model, _card, _files) in loaded.items():
-        pred, _ = predict(model, test.t1, test.mask, test.age, device=dev)
-        per_subject[name] = score(pred, test)
+    synthetic: dict[str, np.ndarray] = {}
+    timings: dict[str, float] = {}
+    for name, (model, model_card, _files) in loaded.items():
+        with tracked(f"synthesis {name}", len(test.ids)) as advance, timed(timings, f"synthesis {name}"):
+            synthetic[name] = cached_predict(
+                model,
+                model_card,
+                test,
+                cache_root(by_id[test.ids[0]].preproc_dir),
+                ages=model_ages(name, test),
+                device=dev,
+                progress=advance,
+            )
+        with tracked(f"image scores {name}", len(test.ids)) as advance, timed(timings, "image scores"):
+            per_subject[name] = score(synthetic[name], test, progress=advance)
     baselines = {"baseline: mean training PET": mean_training_baseline, "baseline: population": population_baseline}
-    if choice["train"]:
-        train = load_arrays([by_id[s] for s in choice["train"]])
-        per_subject |= {name: baseline(train, test) for name, baseline in baselines.items()}
-    elif len(test.ids) > 1:
-        per_subject |= {name: leave_one_out(baseline, test) for name, baseline in baselines.items()}
+    with timed(timings, "baselines"):
+        if choice["train"]:
+            train = load_arrays([by_id[s] for s in choice["train"]])
+            per_subject |= {name: baseline(train, test) for name, baseline in baselines.items()}
+        elif len(test.ids) > 1:
+            per_subject |= {name: leave_one_out(baseline, test) for name, baseline in baselines.items()}
     summary = {name: summarize(rows) for name, rows in per_subject.items()}
     lines = ["model,subject,mae,mse,psnr,ssim,ms_ssim,pearson_r,data_range"]
     for name, rows in per_subject.items():
@@ -417,11 +437,74 @@ def evaluate(
         "mask": "brain mask on the model grid",
         "psnr_data_range": "range of the reference PET (SUVR) inside the mask, per subject",
         "summary": summary,
+        "timings_s": timings,
     }
     write_text_atomic(json.dumps(result, indent=2), files["json"], overwrite=overwrite)
     _boxplot(per_subject, files["png"], f"{len(test.ids)} subjects of {Path(data).name}")
     result["files"] = {k: str(v) for k, v in files.items()}
+    if study:
+        diagnoses = [by_id[s].diagnosis for s in test.ids]
+        grid = record_grid(by_id[test.ids[0]])
+        study_inputs = (grid, test, diagnoses, synthetic, per_subject, loaded, summary)
+        result["study"] = _run_study(data, *study_inputs, dev, study_settings)
+        result["files"] |= write_study_files(result["study"], out_dir, test, overwrite)
     return result
+
+
+def expand_model_names(models: list[str]) -> list[str]:
+    """``all`` -> every registered model whose weights ship; other names as given (checked on loading)."""
+    from .models.registry import model_names
+    from .weights import find_weights
+
+    if not models:
+        raise Mri2PetError("--model names no model", hint="e.g. --model unet,dual-glow or --model all")
+    if models == ["all"]:
+        shipped = []
+        for name in model_names():
+            try:
+                find_weights(name, None)
+            except Mri2PetError:
+                continue
+            shipped.append(name)
+        return shipped
+    return models
+
+
+def model_ages(name: str, arrays) -> np.ndarray:
+    """The ages a model is given: the subjects' own for age-conditioned models, none for the others."""
+    from .models.registry import get_model_info
+
+    if get_model_info(name).conditioning == "age":
+        return arrays.age
+    return np.full(len(arrays.ids), np.nan, np.float32)
+
+
+def _run_study(data, grid, test, diagnoses, synthetic, per_subject, loaded, summary, device, settings) -> dict:
+    from .atlas import template_maps
+    from .evaluation.classification import normalise_diagnosis
+    from .evaluation.study import StudyInputs, StudySettings, run_study
+    from .models.registry import get_model_info
+
+    labels = template_maps(grid).aal
+    truth = Path(data) / "derivatives" / "truth"
+    inputs = StudyInputs(
+        arrays=test,
+        labels=labels,
+        diagnoses=[normalise_diagnosis(d) for d in diagnoses],
+        synthetic=synthetic,
+        image_scores=per_subject,
+        age_models={n: m for n, (m, _c, _f) in loaded.items() if get_model_info(n).conditioning == "age"},
+        simulated_cohort=Path(data) if truth.is_dir() else None,
+    )
+    result = run_study(inputs, settings or StudySettings(), device)
+    best = min(synthetic, key=lambda n: summary[n]["mae"]["mean"])
+    return result | {"data": str(Path(data).resolve()), "models": list(synthetic), "best_model": best}
+
+
+def write_study_files(result: dict, out_dir: Path, test, overwrite: bool) -> dict[str, str]:
+    from .evaluation.study_report import write_study
+
+    return write_study(result, out_dir, ages=test.age, diagnoses=result["diagnoses"], overwrite=overwrite)
 
 
 def _boxplot(per_subject: dict[str, list[dict]], path: Path, title: str) -> None:

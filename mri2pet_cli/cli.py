@@ -126,6 +126,15 @@ def simulate(
             "noise-free model-grid PET at those ages, 'age only' (anatomy fixed) and 'aged' (brain aged too).",
         ),
     ] = None,
+    truth_subjects: Annotated[
+        int | None,
+        typer.Option(
+            "--truth-subjects",
+            min=0,
+            metavar="N",
+            help="With --truth-ages: only the first N subjects get the counterfactual truth (default: all).",
+        ),
+    ] = None,
 ) -> None:
     """Write a simulated paired T1 / FDG-PET cohort (NOT patient data) with its ground truth."""
     import time
@@ -149,6 +158,7 @@ def simulate(
             version=version,
             variety=variety,
             truth_ages=ages,
+            truth_subjects=truth_subjects,
         )
     seconds = time.perf_counter() - start
     say(
@@ -594,17 +604,55 @@ def evaluate(
         ),
     ] = None,
     device: Annotated[str, typer.Option(metavar="auto|cpu|cuda", help="Where the models run.")] = "auto",
-    jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Worker processes for preprocessing.")] = 1,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1, metavar="N", help="Worker processes for preprocessing and the study's cross-validation folds."
+        ),
+    ] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
+    study: Annotated[
+        bool,
+        typer.Option(
+            help="Also the seeds' study: AD classification real vs synthetic PET, complete-dataset experiment, "
+            "age trends, regional agreement, other papers' metric conventions (study.html, study_*.csv, study.json)."
+        ),
+    ] = True,
+    folds: Annotated[int, typer.Option(min=2, max=20, metavar="K", help="Study: outer cross-validation folds.")] = 5,
+    repeats: Annotated[int, typer.Option(min=1, max=50, metavar="R", help="Study: repeats of the outer split.")] = 5,
+    missing_pet_fraction: Annotated[
+        float,
+        typer.Option(
+            min=0.05,
+            max=0.95,
+            metavar="F",
+            help="Study: fraction of subjects without real PET in the complete-dataset rows.",
+        ),
+    ] = 0.5,
+    seed: Annotated[int, typer.Option(metavar="SEED", help="Study: seed of the splits and bootstraps.")] = 0,
 ) -> None:
-    """Score models against real PET on any paired cohort, with the mean-PET and population baselines."""
+    """Score models against real PET on any paired cohort, with the mean-PET and population baselines,
+    and (unless --no-study) the seeds' study. --model all: every model with shipped weights."""
     from .api import evaluate as run_evaluation
+    from .evaluation.study import StudySettings
 
     names = [m.strip() for m in model.split(",") if m.strip()]
     ids = read_subject_ids(subjects, "--subjects") if subjects is not None else None
     train_ids = read_subject_ids(train_subjects, "--train-subjects") if train_subjects is not None else None
+    settings = StudySettings(
+        folds=folds, repeats=repeats, missing_pet_fraction=missing_pet_fraction, seed=seed, jobs=jobs
+    )
     result = run_evaluation(
-        data, names, out_dir, subjects=ids, train_subjects=train_ids, device=device, overwrite=overwrite, jobs=jobs
+        data,
+        names,
+        out_dir,
+        subjects=ids,
+        train_subjects=train_ids,
+        device=device,
+        overwrite=overwrite,
+        jobs=jobs,
+        study=study,
+        study_settings=settings,
     )
     say(
         f"scored {result['n_test']} subjects: {result['subject_source']}; baselines: {result['baseline_source']}",
@@ -622,4 +670,9 @@ def evaluate(
         )
     say(f"PSNR data range: {result['psnr_data_range']}", event="info")
     print_metrics_table(result["summary"])
+    if "study" in result:
+        from .evaluation.study_report import targets
+
+        for line in targets(result["study"]):
+            say(f"study: {line}", event="study_target")
     say(f"wrote {', '.join(result['files'].values())}", event="done", files=result["files"])

@@ -72,6 +72,14 @@ def prepare_dataset(data_dir: str | Path, *, jobs: int = 1) -> tuple[list[Record
     return records, failed
 
 
+def record_grid(record: Record):
+    """The model grid a subject was preprocessed onto (from its JSON)."""
+    from .grid import ModelGrid
+
+    meta = json.loads(output_paths(record.preproc_dir, record.subject_id)["json"].read_text())
+    return ModelGrid(shape=tuple(meta["grid"]["shape"]), spacing=float(meta["grid"]["spacing_mm"]))
+
+
 def load_arrays(records: list[Record]) -> Arrays:
     items = [load_preprocessed(r.preproc_dir, r.subject_id) for r in records]
     return Arrays(

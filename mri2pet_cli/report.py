@@ -23,6 +23,10 @@ PET_WINDOW_SUVR = (0.0, 2.0)
 STD_WINDOW_SUVR = (0.0, 0.25)
 ERROR_WINDOW_SUVR = (-0.5, 0.5)
 RESEARCH_ONLY = "Synthetic PET from a model trained on simulated data. Research use only, not for diagnosis."
+PAGE_STYLE = """<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
+.banner{background:#fff3cd;padding:.6em;border:1px solid #e0c060;font-weight:bold}.fail{background:#f8d7da}
+.note{color:#555;font-size:90%}</style>"""
 SLICE_MNI_MM = (0.0, -18.0, 12.0)
 # (left, right, top, bottom) labels of each displayed plane; RAS grid drawn with origin at the lower left
 ORIENTATION = {"sagittal": ("P", "A", "S", "I"), "coronal": ("L", "R", "S", "I"), "axial": ("L", "R", "A", "P")}
@@ -127,7 +131,7 @@ def synthesis_panels(t1, pet, mask, reference=None, std=None) -> list:
     return panels
 
 
-def _table(header: list[str] | None, rows: list[list], classes: list[str] | None = None) -> str:
+def html_table(header: list[str] | None, rows: list[list], classes: list[str] | None = None) -> str:
     """An HTML table; without ``header`` the first column is the row's heading (key / value tables)."""
     if header is None:
         body = "".join(
@@ -142,7 +146,7 @@ def _table(header: list[str] | None, rows: list[list], classes: list[str] | None
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _fmt(value, digits: int = 3) -> str:
+def fmt(value, digits: int = 3) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -167,7 +171,7 @@ def write_html(
     options = record["options"]
     subject = [
         ["subject", record["subject_id"]],
-        ["age", _fmt(record.get("age"), 1) if record.get("age") is not None else "not given"],
+        ["age", fmt(record.get("age"), 1) if record.get("age") is not None else "not given"],
         ["T1", record["inputs"]["t1"]],
         ["reference PET", record["inputs"]["reference_pet"] or "none"],
         ["created", record.get("created", "-")],
@@ -183,11 +187,11 @@ def write_html(
     ]
     has_z = any(r.get("z") is not None for r in key_rows)
     key_header = ["region", "SUVR"] + (["CN mean ± SD", "z"] if has_z else [])
-    key_table = _table(
+    key_table = html_table(
         key_header,
         [
-            [r["region"], _fmt(r["suvr"])]
-            + ([f"{_fmt(r.get('cn_mean'))} ± {_fmt(r.get('cn_sd'))}", _fmt(r.get("z"), 1)] if has_z else [])
+            [r["region"], fmt(r["suvr"])]
+            + ([f"{fmt(r.get('cn_mean'))} ± {fmt(r.get('cn_sd'))}", fmt(r.get("z"), 1)] if has_z else [])
             for r in key_rows
         ],
     )
@@ -197,7 +201,7 @@ def write_html(
         else "<p class=note>No z-scores: this model's card has no distribution of its own output on "
         "cognitively normal subjects.</p>"
     )
-    checks = _table(
+    checks = html_table(
         ["check", "value", "rule", "result"],
         [[c["check"], c["value"], c["rule"], "pass" if c["passed"] else "FAIL"] for c in check_rows],
         ["" if c["passed"] else "fail" for c in check_rows],
@@ -205,21 +209,21 @@ def write_html(
     metrics = record.get("metrics_vs_reference")
     metrics_html = (
         "<h2>Against the reference PET</h2>"
-        + _table(["metric", "value"], [[k, _fmt(v)] for k, v in metrics.items() if isinstance(v, (int, float))])
+        + html_table(["metric", "value"], [[k, fmt(v)] for k, v in metrics.items() if isinstance(v, (int, float))])
         if metrics
         else ""
     )
-    timings = _table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in record["timings_s"].items()])
-    regions = _table(
+    timings = html_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in record["timings_s"].items()])
+    regions = html_table(
         ["label", "region", "mean SUVR", "std", "volume MNI (ml)", "volume native (ml)"],
         [
             [
                 r["label"],
                 r["region"],
-                _fmt(r["mean_suvr"]),
-                _fmt(r["std_suvr"]),
-                _fmt(r["volume_mni_ml"], 1),
-                _fmt(r["volume_native_ml"], 1),
+                fmt(r["mean_suvr"]),
+                fmt(r["std_suvr"]),
+                fmt(r["volume_mni_ml"], 1),
+                fmt(r["volume_native_ml"], 1),
             ]
             for r in roi_rows
         ],
@@ -227,14 +231,11 @@ def write_html(
     json_name = Path(record["outputs"]["record"]).name
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
-<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:2px 8px;text-align:left}}
-.banner{{background:#fff3cd;padding:.6em;border:1px solid #e0c060;font-weight:bold}}.fail{{background:#f8d7da}}
-.note{{color:#555;font-size:90%}}</style></head><body>
+{PAGE_STYLE}</head><body>
 <p class="banner">{html.escape(RESEARCH_ONLY)}</p>
 <h1>{html.escape(title)}</h1>
 <h2>Subject</h2>
-{_table(None, subject)}
+{html_table(None, subject)}
 <h2>Picture</h2>
 <img src="data:image/png;base64,{image}" alt="T1, synthetic PET and maps in three planes" style="max-width:100%">
 <h2>Key regions (SUVR, cerebellar cortex reference)</h2>
@@ -244,7 +245,7 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padd
 {checks}
 {metrics_html}
 <h2>Model and weights</h2>
-{_table(None, provenance)}
+{html_table(None, provenance)}
 <h2>Timings</h2>
 {timings}
 <details><summary>All 116 AAL regions</summary>

@@ -677,13 +677,15 @@ def simulate_cohort(
     version: int = DEFAULT_VERSION,
     variety: str = "default",
     truth_ages: tuple[float, ...] = (),
+    truth_subjects: int | None = None,
 ) -> Path:
     """Write a simulated paired cohort of ``n`` subjects in a BIDS-like layout.
 
     ``version`` picks the simulator (1: the first one, kept reproducible; 2: the FDG pattern
     calibrated to the literature and real-scan variety). ``variety`` (version 2): 'default',
     'none', 'all' or a comma list (scan_variety.py). ``truth_ages``: also write each subject's
-    counterfactual truth at these ages. ``progress(subject_id, status)`` is called after each
+    counterfactual truth at these ages (only the first ``truth_subjects`` subjects where given: each
+    age costs two more renderings). ``progress(subject_id, status)`` is called after each
     subject (for a progress bar or log line). Returns the path of participants.tsv.
     """
     out_dir = Path(out_dir)
@@ -697,7 +699,11 @@ def simulate_cohort(
     participants = out_dir / "participants.tsv"
     check_writable(participants, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tasks = [(seed, i, out_dir, grid, overwrite, options) for i in range(n)]
+    with_truth = n if truth_subjects is None else truth_subjects
+    tasks = [
+        (seed, i, out_dir, grid, overwrite, options if i < with_truth else options | {"truth_ages": ()})
+        for i in range(n)
+    ]
     rows: list[dict] = []
     if jobs > 1:
         from concurrent.futures import ProcessPoolExecutor
@@ -726,6 +732,7 @@ def simulate_cohort(
             "seed": seed,
             "variety_probability": probabilities,
             "truth_ages": list(options["truth_ages"]),
+            "truth_subjects": min(n, with_truth) if options["truth_ages"] else 0,
             "model_grid": grid.describe(),
         },
     }

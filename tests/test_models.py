@@ -218,7 +218,7 @@ def test_cli_train_export_list_info_evaluate(fake_data, tmp_path, monkeypatch):
     result = runner.invoke(app, ["evaluate", "--data", str(fake_data), "--model", "unet", "-o", str(out)])
     assert result.exit_code == 0, result.output
     scored = json.loads((out / "evaluation.json").read_text())
-    everyone = sorted(p.name for p in fake_data.iterdir() if p.is_dir())
+    everyone = sorted(p.name for p in fake_data.glob("sub-*"))
     assert scored["test_subjects"] == everyone and scored["baseline_source"].startswith("leave-one-out")
     assert set(scored["summary"]) == {"unet", "baseline: mean training PET", "baseline: population"}
     n = len(everyone)

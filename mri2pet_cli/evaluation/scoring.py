@@ -12,8 +12,8 @@ import contextlib
 
 import numpy as np
 
-from .dataset import Arrays
-from .metrics import image_metrics
+from ..dataset import Arrays
+from ..metrics import image_metrics
 
 METRICS = ("mae", "mse", "psnr", "ssim", "ms_ssim", "pearson_r")
 POPULATION_SSIM_SUBSET = 20
@@ -25,10 +25,10 @@ def resolve_device(name: str = "auto"):
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        from .errors import Mri2PetError
+        from ..errors import Mri2PetError
 
         raise Mri2PetError("--device cuda: no CUDA GPU is available here", hint="use --device auto or cpu")
-    from .names import check_name
+    from ..names import check_name
 
     check_name(name, ("auto", "cpu", "cuda"), "device")
     return torch.device(name)
@@ -78,10 +78,12 @@ def predict(
     return np.stack(means), (None if stds[0] is None else np.stack(stds))
 
 
-def score(predictions: np.ndarray, arrays: Arrays) -> list[dict]:
+def score(predictions: np.ndarray, arrays: Arrays, progress=None) -> list[dict]:
     rows = []
     for i, sid in enumerate(arrays.ids):
         rows.append({"subject": sid, **image_metrics(arrays.pet[i], predictions[i], arrays.mask[i] > 0)})
+        if progress:
+            progress(sid)
     return rows
 
 

@@ -1,0 +1,62 @@
+"""Classification features on the model grid: the 116 AAL regional SUVRs, and T1 grey-matter fractions.
+
+"MRI only" needs a T1 measure a lab could compute without PET. We use the regional grey-matter
+fraction: a three-class Gaussian mixture (CSF, grey, white matter) fitted to each subject's T1
+intensities inside its brain mask, and the mean grey-matter posterior in each AAL region. Atrophy
+turns grey matter into CSF, so the fraction falls where a disease thins the cortex (the regional
+grey-matter density of voxel-based morphometry, without its non-linear registration).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..atlas import aal_names, roi_means
+
+GM_MIXTURE_SEED = 0
+GM_MIXTURE_SAMPLES = 20_000  # voxels drawn to fit the mixture; the posterior is then computed for all
+
+
+def region_order() -> list[int]:
+    """AAL label values in the order of the feature columns."""
+    return sorted(aal_names())
+
+
+def region_feature_names(prefix: str) -> list[str]:
+    return [f"{prefix}:{aal_names()[v]}" for v in region_order()]
+
+
+def regional_values(volume: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Mean of ``volume`` in each AAL region inside ``mask``; NaN where a region has no voxel."""
+    means = roi_means(volume, labels, mask > 0)
+    return np.array([means.get(v, np.nan) for v in region_order()], dtype=np.float64)
+
+
+def grey_matter_probability(t1: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Posterior of the middle-intensity class of a 3-class Gaussian mixture on the T1 inside the mask."""
+    from sklearn.mixture import GaussianMixture
+
+    inside = mask > 0
+    values = t1[inside].astype(np.float64).reshape(-1, 1)
+    rng = np.random.default_rng(GM_MIXTURE_SEED)
+    sample = values[rng.choice(len(values), size=min(GM_MIXTURE_SAMPLES, len(values)), replace=False)]
+    start = np.percentile(sample, [10, 50, 90]).reshape(-1, 1)
+    mixture = GaussianMixture(3, means_init=start, random_state=GM_MIXTURE_SEED).fit(sample)
+    grey = int(np.argsort(mixture.means_.ravel())[1])
+    probability = np.zeros(t1.shape, dtype=np.float32)
+    probability[inside] = mixture.predict_proba(values)[:, grey]
+    return probability
+
+
+def grey_matter_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Regional grey-matter fraction (116 values) of one model-grid T1."""
+    return regional_values(grey_matter_probability(t1, mask), labels, mask)
+
+
+def fill_missing_columns(*matrices: np.ndarray) -> list[np.ndarray]:
+    """Replace NaN (a region absent from a subject's mask) by the column mean over every matrix given."""
+    stacked = np.concatenate(matrices)
+    finite = np.isfinite(stacked)
+    counts = finite.sum(axis=0)
+    column_mean = np.where(finite, stacked, 0.0).sum(axis=0) / np.maximum(counts, 1)
+    return [np.where(np.isfinite(m), m, column_mean) for m in matrices]
