@@ -451,6 +451,46 @@ def evaluate(
     return result
 
 
+def fill_caches(
+    data: str | Path,
+    models: list[str],
+    out_dir: str | Path,
+    shard,
+    *,
+    subjects: list[str] | None = None,
+    device: str = "auto",
+    jobs: int = 1,
+) -> dict:
+    """``evaluate --shard K/N``: preprocess and synthesize the shard's subjects into the cohort's caches.
+
+    The scores and the study need every subject at once: run ``evaluate`` without ``--shard`` after the
+    shards; it finds everything cached. Writes the shard manifest to ``out_dir``.
+    """
+    from .console import tracked
+    from .dataset import load_arrays, paired_subject_ids, prepare_dataset
+    from .evaluation import resolve_device
+    from .evaluation.cache import cache_root, cached_predict
+    from .shards import select, write_manifest
+    from .weights import load_model
+
+    models = expand_model_names(models)
+    loaded = {name: load_model(name) for name in models}
+    available = paired_subject_ids(data)
+    wanted = [s for s in available if subjects is None or s in subjects]
+    chosen = select(wanted, key=str, shard=shard)
+    records, failed = prepare_dataset(data, jobs=jobs, only=chosen)
+    dev = resolve_device(device)
+    if records:
+        arrays = load_arrays(records)
+        root = cache_root(records[0].preproc_dir)
+        for name, (model, card, _files) in loaded.items():
+            with tracked(f"synthesis {name} (shard {shard.label})", len(arrays.ids)) as advance:
+                cached_predict(model, card, arrays, root, ages=model_ages(name, arrays), device=dev, progress=advance)
+    done = {r.subject_id: {} for r in records}
+    manifest = write_manifest(Path(out_dir), shard, f"evaluate --model {','.join(models)}", chosen, done, failed)
+    return {"subjects": chosen, "done": sorted(done), "failed": failed, "manifest": str(manifest)}
+
+
 def expand_model_names(models: list[str]) -> list[str]:
     """``all`` -> every registered model whose weights ship; other names as given (checked on loading)."""
     from .models.registry import model_names

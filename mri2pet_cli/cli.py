@@ -176,11 +176,14 @@ def check_qc_mode(qc: str) -> None:
     check_name(qc, QC_MODES, "--qc")
 
 
-def readable_subjects(subjects: list) -> tuple[list, dict[str, str]]:
-    """The subjects whose files open, and the others; says how many of each."""
+def readable_subjects(subjects: list, part=None) -> tuple[list, dict[str, str]]:
+    """The subjects whose files open, and the others; says how many of each.
+
+    None readable is a bad input (exit 2), except in one shard of a batch: its failures are recorded.
+    """
     from .subjects import check_subject_files
 
-    good, bad = check_subject_files(subjects)
+    good, bad = check_subject_files(subjects, require_one=part is None)
     if bad:
         say(
             f"{len(bad)} of {len(subjects)} inputs cannot be read and are skipped; the other {len(good)} go on",
@@ -204,6 +207,7 @@ def preprocess(
     jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Parallel worker processes.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
     qc: Annotated[str, typer.Option(metavar="strict|warn", help=QC_HELP)] = "strict",
+    shard: Annotated[str | None, typer.Option(metavar="K/N", help=SHARD_HELP)] = None,
 ) -> None:
     """Raw T1 (and PET) -> model grid: N4, brain extraction, MNI registration, normalisation, QC."""
     import functools
@@ -214,7 +218,8 @@ def preprocess(
 
     check_qc_mode(qc)
     check_name(skull_strip, SKULL_STRIP_METHODS, "--skull-strip")
-    subjects, unreadable = readable_subjects(find_subjects(inputs, pet=pet, with_pet=with_pet))
+    part = parse_shard(shard) if shard else None
+    subjects, unreadable = readable_subjects(shard_of(find_subjects(inputs, pet=pet, with_pet=with_pet), part), part)
     work = functools.partial(preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite, qc=qc)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing")
     for sid, summary in sorted(result.done.items()):
@@ -227,7 +232,41 @@ def preprocess(
             subject=sid,
         )
     warn_failed_checks({sid: summary["checks"] for sid, summary in result.done.items()})
+    record_batch(out_dir, "preprocess", part, subjects, unreadable, result)
     finish_batch(unreadable | result.failed, len(subjects) + len(unreadable), out_dir)
+
+
+SHARD_HELP = (
+    "Only the K-th of N parts of the subjects (cluster job arrays; auto/N: K from the array task id). "
+    "Each part writes shards/shard-K-of-N.json; `mri2pet merge OUT_DIR` joins them."
+)
+
+
+def parse_shard(text: str):
+    from .shards import parse_shard as parse
+
+    return parse(text)
+
+
+def shard_of(subjects: list, part) -> list:
+    from .shards import select
+
+    chosen = select(subjects, key=lambda s: s.subject_id, shard=part)
+    if part is not None:
+        say(f"shard {part.label}: {len(chosen)} of {len(subjects)} subjects", event="shard", n=len(chosen))
+    return chosen
+
+
+def record_batch(out_dir: Path, command: str, part, subjects: list, unreadable: dict, result) -> None:
+    """A shard's manifest, or (one unsharded run) the batch summary, failure list and cohort ROI table."""
+    from .shards import subject_outputs, write_batch_files, write_manifest
+
+    failed = unreadable | result.failed
+    if part is not None:
+        ids = sorted([s.subject_id for s in subjects] + list(unreadable))
+        write_manifest(out_dir, part, command, ids, result.done, failed)
+    else:
+        write_batch_files(out_dir, command, {sid: subject_outputs(v) for sid, v in result.done.items()}, failed)
 
 
 def warn_failed_checks(checks_by_subject: dict[str, dict]) -> None:
@@ -252,6 +291,34 @@ def finish_batch(failed: dict[str, str], total: int, out_dir: Path) -> None:
             say(f"  {sid}: {message}", event="subject_failed", error=True, subject=sid, reason=message)
         raise typer.Exit(1)
     say(f"all {total} subjects written to {out_dir}", event="done", n=total, out_dir=str(out_dir))
+
+
+@app.command()
+@reports_errors
+def merge(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="The output folder every shard wrote into.")],
+) -> None:
+    """Join the shards of a batch (--shard K/N): one batch summary, failure list and cohort ROI table."""
+    from .shards import merge as merge_shards
+
+    result = merge_shards(out_dir)
+    say(
+        f"merged {len(result.found)} of {result.shards} shards: {len(result.done)} subjects done, "
+        f"{len(result.failed)} failed; wrote {', '.join(str(f) for f in result.files)}",
+        event="merged",
+        shards=result.shards,
+        found=result.found,
+    )
+    if result.missing:
+        say(
+            f"missing shards: {', '.join(map(str, result.missing))} (not run, or still running)",
+            event="missing",
+            error=True,
+        )
+    for sid, reason in sorted(result.failed.items()):
+        say(f"  {sid}: {reason}", event="subject_failed", error=True, subject=sid, reason=reason)
+    if result.missing or result.failed:
+        raise typer.Exit(1)
 
 
 models_app = typer.Typer(
@@ -419,7 +486,9 @@ def train(
         best_epoch=best["epoch"],
         val_mae=best["val_mae"],
     )
-    if export:
+    from .distributed import Distributed
+
+    if export and Distributed.from_environment().writes:  # under torchrun, rank 0 exports once
         result = export_run(out_dir, export_dir or out_dir / "export", overwrite=overwrite, device=device)
         say(f"exported {result['weights']} and {result['card']}", event="exported")
         print_metrics_table(result["test_metrics"])
@@ -491,6 +560,7 @@ def synthesize(
     jobs: Annotated[int, typer.Option(min=1, metavar="N", help="Parallel worker processes.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace existing files.")] = False,
     qc: Annotated[str, typer.Option(metavar="strict|warn", help=QC_HELP)] = "strict",
+    shard: Annotated[str | None, typer.Option(metavar="K/N", help=SHARD_HELP)] = None,
 ) -> None:
     """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
     import functools
@@ -521,7 +591,8 @@ def synthesize(
         raise Mri2PetError(f"model {model} does not use age: an age series needs an age-conditioned model")
     if info.conditioning == "none" and ages:  # a table's ages are recorded quietly
         say(f"note: model {model} does not use age; --age is recorded but has no effect", event="note", error=True)
-    subjects, unreadable = readable_subjects(subjects)
+    part = parse_shard(shard) if shard else None
+    subjects, unreadable = readable_subjects(shard_of(subjects, part), part)
     cached_model(model, None if weights is None else str(weights))  # checks the weights once, up front
     say(f"synthesize {len(subjects)} subjects with {model} on {dev}", event="start", model=model, device=str(dev))
     options = SynthesisOptions(
@@ -540,6 +611,7 @@ def synthesize(
     for sid, record in sorted(result.done.items()):
         report_synthesis(sid, record)
     warn_failed_checks({sid: record.get("preprocessing_checks", {}) for sid, record in result.done.items()})
+    record_batch(out_dir, f"synthesize --model {model}", part, subjects, unreadable, result)
     finish_batch(unreadable | result.failed, len(subjects) + len(unreadable), out_dir)
 
 
@@ -630,6 +702,14 @@ def evaluate(
         ),
     ] = 0.5,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Study: seed of the splits and bootstraps.")] = 0,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            metavar="K/N",
+            help="Only preprocess and synthesize the K-th of N parts of the cohort into its caches (job arrays); "
+            "then run evaluate without --shard, which scores everyone from the caches.",
+        ),
+    ] = None,
 ) -> None:
     """Score models against real PET on any paired cohort, with the mean-PET and population baselines,
     and (unless --no-study) the seeds' study. --model all: every model with shipped weights."""
@@ -638,6 +718,18 @@ def evaluate(
 
     names = [m.strip() for m in model.split(",") if m.strip()]
     ids = read_subject_ids(subjects, "--subjects") if subjects is not None else None
+    if shard:
+        from .api import fill_caches
+
+        part = parse_shard(shard)
+        filled = fill_caches(data, names, out_dir, part, subjects=ids, device=device, jobs=jobs)
+        say(
+            f"shard {part.label}: {len(filled['done'])} of {len(filled['subjects'])} subjects preprocessed and "
+            f"synthesized into the caches of {data}; manifest {filled['manifest']}",
+            event="done",
+        )
+        finish_batch(filled["failed"], len(filled["subjects"]), out_dir)
+        return
     train_ids = read_subject_ids(train_subjects, "--train-subjects") if train_subjects is not None else None
     settings = StudySettings(
         folds=folds, repeats=repeats, missing_pet_fraction=missing_pet_fraction, seed=seed, jobs=jobs

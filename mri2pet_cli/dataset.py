@@ -44,8 +44,19 @@ def _cached_ids(folder: Path) -> list[str]:
     return sorted(p.parent.name for p in folder.glob("*/*_preproc.json"))
 
 
-def prepare_dataset(data_dir: str | Path, *, jobs: int = 1) -> tuple[list[Record], dict[str, str]]:
-    """Preprocess (or find) every paired subject; returns the usable records and the failures."""
+def paired_subject_ids(data_dir: str | Path) -> list[str]:
+    """Ids of the subjects with a T1 and a PET, raw or preprocessed, before any preprocessing runs."""
+    data_dir = Path(data_dir)
+    raw = bids_subjects(data_dir) if data_dir.is_dir() else []
+    if raw:
+        return sorted(s.subject_id for s in raw if s.pet is not None)
+    return [sid for sid in _cached_ids(data_dir) if output_paths(data_dir, sid)["pet"].exists()]
+
+
+def prepare_dataset(
+    data_dir: str | Path, *, jobs: int = 1, only: list[str] | None = None
+) -> tuple[list[Record], dict[str, str]]:
+    """Preprocess (or find) every paired subject (``only``: those ids); returns the records and the failures."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputImageError(f"{data_dir}: data folder not found")
@@ -55,6 +66,7 @@ def prepare_dataset(data_dir: str | Path, *, jobs: int = 1) -> tuple[list[Record
     if raw:
         cache = data_dir / CACHE
         todo = [s for s in raw if s.pet is not None and not output_paths(cache, s.subject_id)["json"].exists()]
+        todo = [s for s in todo if only is None or s.subject_id in only]
         if todo:
             work = functools.partial(preprocess_and_save, out_dir=cache)
             failed = run_batch(work, todo, key=lambda s: s.subject_id, jobs=jobs, label="preprocessing").failed
@@ -62,6 +74,8 @@ def prepare_dataset(data_dir: str | Path, *, jobs: int = 1) -> tuple[list[Record
         cache = data_dir
     records = []
     for sid in _cached_ids(cache):
+        if only is not None and sid not in only:
+            continue
         if not output_paths(cache, sid)["pet"].exists():
             continue  # a T1 without PET cannot train or be scored
         row = participants.get(sid, {})

@@ -152,11 +152,14 @@ def find_subjects(
     return subjects
 
 
-def check_subject_files(subjects: list[SubjectInput]) -> tuple[list[SubjectInput], dict[str, str]]:
+def check_subject_files(
+    subjects: list[SubjectInput], *, require_one: bool = True
+) -> tuple[list[SubjectInput], dict[str, str]]:
     """Split subjects into those whose files open as 3D NIfTI images and the others (id -> reason).
 
     Only headers are read, so a batch learns of a missing or non-NIfTI file before any work.
-    Raises when no subject is usable: the whole command is then a bad input (exit code 2).
+    Raises when no subject is usable (unless ``require_one`` is off, as for one shard of a batch):
+    the whole command is then a bad input (exit code 2).
     """
     good, bad = [], {}
     for subject in subjects:
@@ -167,7 +170,7 @@ def check_subject_files(subjects: list[SubjectInput]) -> tuple[list[SubjectInput
             good.append(subject)
         except Mri2PetError as exc:
             bad[subject.subject_id] = str(exc)
-    if subjects and not good:
+    if subjects and not good and require_one:
         if len(bad) == 1:
             raise InputImageError(next(iter(bad.values())))
         first = next(iter(bad.items()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -11,6 +12,7 @@ import numpy as np
 
 from .console import stage
 from .dataset import Arrays, load_arrays, prepare_dataset, read_split, split_subjects, write_split
+from .distributed import Distributed
 from .errors import Mri2PetError, OutputExistsError
 from .evaluation import autocast, predict, resolve_device, validation_mae
 from .io import atomic_path
@@ -105,8 +107,11 @@ def load_initial_weights(options: TrainOptions) -> tuple[dict, dict]:
     return checkpoint, provenance
 
 
-def run_updates(model, optimizers: list, batch: dict, device, precision: str) -> dict[str, float]:
-    """The model's updates for one batch, in its order (one, or discriminator then generator); their logs."""
+def run_updates(model, optimizers: list, batch: dict, device, precision: str, after_backward=None) -> dict[str, float]:
+    """The model's updates for one batch, in its order (one, or discriminator then generator); their logs.
+
+    ``after_backward()`` runs between each backward pass and its step (distributed runs average there).
+    """
     logs: dict[str, float] = {}
     for step, indices in model.update_steps():
         stepping = [optimizers[i] for i in indices] if indices else optimizers
@@ -115,6 +120,8 @@ def run_updates(model, optimizers: list, batch: dict, device, precision: str) ->
         for opt in optimizers:  # every gradient, so that one update's backward never leaks into the next
             opt.zero_grad(set_to_none=True)
         losses["loss"].backward()
+        if after_backward:
+            after_backward()
         for opt in stepping:
             opt.step()
         prefix = f"{step[0]}_" if step else ""  # g_loss, d_loss, ...
@@ -147,7 +154,9 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
     if checkpoint_path.exists() and not (resume or overwrite):
         raise OutputExistsError(f"{run_dir}: holds a training run", hint="pass --resume to continue it or --overwrite")
     run_dir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(options.device)
+    ranks = Distributed.from_environment()  # torchrun: one process per device; otherwise a no-op
+    device = ranks.start(resolve_device(options.device))
+    report = report if ranks.writes else None  # one progress display, rank 0's
 
     state = None
     if resume and checkpoint_path.exists():
@@ -166,7 +175,8 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
     else:
         ids = [r.subject_id for r in records]
         split = split_subjects(ids, options.seed, options.val_fraction, options.test_fraction)
-    write_split(split, run_dir / "split.json")
+    if ranks.writes:
+        write_split(split, run_dir / "split.json")
     by_id = {r.subject_id: r for r in records}
     # the test subjects are needed only by export / evaluate: training may run on a copy without them
     check_split_present(split, ("train", "validation"), by_id, options.data)
@@ -220,12 +230,15 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
                 set_learning_rate(optimizers, learning_rate(options, epoch) * (step + 1) / steps)
             part = slice(step * options.batch_size, (step + 1) * options.batch_size)
             if pet_order is None:
-                batch = make_batch(train_set, np.sort(order[part]), device)
+                mine, weight = ranks.share(np.sort(order[part]))
+                batch = make_batch(train_set, mine, device)
             else:
-                batch = make_batch(train_set, order[part], device, pet_index=pet_order[part])
+                positions, weight = ranks.share(np.arange(len(order[part])))
+                batch = make_batch(train_set, order[part][positions], device, pet_index=pet_order[part][positions])
             if options.augment:
                 batch = augment_batch(batch, rng)
-            logs = run_updates(model, optimizers, batch, device, options.precision)
+            average = functools.partial(ranks.average_gradients, model, weight) if ranks.active else None
+            logs = run_updates(model, optimizers, batch, device, options.precision, after_backward=average)
             for k, v in logs.items():
                 sums[k] = sums.get(k, 0.0) + v
             if report:
@@ -237,10 +250,14 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         entry = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "val_mae": val_mae, "seconds": seconds}
         entry["steps_per_second"] = steps / seconds
         history.append(entry)
+        improved = val_mae < best["val_mae"]
+        if improved:
+            best = {"val_mae": val_mae, "epoch": epoch + 1}
+        if not ranks.writes:  # rank 0 writes for every rank
+            continue
         with open(run_dir / "history.jsonl", "a", encoding="utf-8") as log:
             log.write(json.dumps(entry) + "\n")
-        if val_mae < best["val_mae"]:
-            best = {"val_mae": val_mae, "epoch": epoch + 1}
+        if improved:
             _save_atomic({k: v.detach().cpu() for k, v in model.state_dict().items()}, run_dir / "best.pt")
         _save_atomic(
             {
@@ -261,13 +278,16 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
     summary = {
         "options": asdict(options),
         "device": str(device),
+        "processes": ranks.world,
         "split_sizes": {k: len(v) for k, v in split.items()},
         "preprocessing_failures": failed,
         "history": history,
         "best": best,
         "train_seconds": float(sum(h["seconds"] for h in history)),
     }
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if ranks.writes:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    ranks.stop()
     return summary
 
 

@@ -22,6 +22,7 @@ COMMANDS = (
     ["synthesize"],
     ["train"],
     ["evaluate"],
+    ["merge"],
     ["models", "list"],
     ["models", "info"],
     ["models", "verify"],

@@ -257,7 +257,7 @@ def _page(result: dict, files: dict[str, Path]) -> str:
 <ul>{conventions}</ul>
 {_simple_html(result["conventions"], ["model", "score", "mean", "sd"])}
 <h2>Timings (seconds)</h2>
-{html_table(None, [[k, fmt(v, 1)] for k, v in result.get('timings_s', {}).items()])}
+{html_table(None, [[k, fmt(v, 1)] for k, v in result.get("timings_s", {}).items()])}
 <p class="note">Every number with full precision: study.json and the study_*.csv files beside this page.</p>
 </body></html>
 """
