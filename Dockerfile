@@ -29,7 +29,7 @@ COPY weights ./weights
 RUN pip install -e . && mri2pet models verify
 
 RUN useradd --create-home --uid 1000 mri2pet
-USER mri2pet
+USER 1000
 WORKDIR /data
 ENTRYPOINT ["mri2pet"]
 CMD ["--help"]

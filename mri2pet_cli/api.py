@@ -529,6 +529,7 @@ def _run_study(data, grid, test, diagnoses, synthetic, per_subject, loaded, summ
     truth = Path(data) / "derivatives" / "truth"
     inputs = StudyInputs(
         arrays=test,
+        grid=grid,
         labels=labels,
         diagnoses=[normalise_diagnosis(d) for d in diagnoses],
         synthetic=synthetic,

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..console import say, tracked
 from ..dataset import Arrays
+from ..grid import ModelGrid
 from ..key_regions import key_region_means
 from . import agreement, classification, conventions, features, trends
 
@@ -34,6 +35,7 @@ class StudyInputs:
     """One cohort's model-grid arrays, labels and every model's synthetic PET (same subject order)."""
 
     arrays: Arrays
+    grid: ModelGrid
     labels: np.ndarray  # AAL on the model grid
     diagnoses: list[str | None]
     synthetic: dict[str, np.ndarray]
@@ -221,13 +223,17 @@ def counterfactual_rows(inputs: StudyInputs, device) -> tuple[list[dict], list[s
         return [], [f"counterfactual age series: {len(with_truth)} subjects have truth at ages {COUNTERFACTUAL_AGES}"]
     import nibabel as nib
 
+    from ..preprocess import model_output_to_suvr, to_suvr
+
     per_subject: dict[str, list[dict[str, float]]] = {"truth: age only": [], "truth: aged": []}
     for i in with_truth:
+        brain = arrays.mask[i] > 0
         for kind, key in (("truth: age only", "age_only_pet"), ("truth: aged", "aged_pet")):
             series = []
             for age in COUNTERFACTUAL_AGES:
                 path = truth_age_paths(inputs.simulated_cohort, arrays.ids[i], age)[key]
-                series.append(trends.trend_region_means(nib.load(str(path)).get_fdata(), arrays.mask[i], labels))
+                suvr, _ = to_suvr(nib.load(str(path)).get_fdata(dtype=np.float32), inputs.grid, brain)
+                series.append(trends.trend_region_means(suvr, arrays.mask[i], labels))
             per_subject[kind].append(trends.series_slopes(COUNTERFACTUAL_AGES, series))
     for name, model in inputs.age_models.items():
         with tracked(f"age series {name}", len(with_truth)) as advance:
@@ -237,7 +243,9 @@ def counterfactual_rows(inputs: StudyInputs, device) -> tuple[list[dict], list[s
                 stack = np.repeat(arrays.t1[i : i + 1], len(ages), axis=0)
                 masks = np.repeat(arrays.mask[i : i + 1], len(ages), axis=0)
                 pets, _ = predict(model, stack, masks, ages, device=device)
-                series = [trends.trend_region_means(p, arrays.mask[i], labels) for p in pets]
+                brain = arrays.mask[i] > 0  # as `synthesize --age` writes it: SUVR of the model's output
+                suvrs = [model_output_to_suvr(p, inputs.grid, brain)[0] for p in pets]
+                series = [trends.trend_region_means(p, arrays.mask[i], labels) for p in suvrs]
                 per_subject[name].append(trends.series_slopes(COUNTERFACTUAL_AGES, series))
                 advance(arrays.ids[i])
     return trends.summarise_series(per_subject), []

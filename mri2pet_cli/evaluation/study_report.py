@@ -171,7 +171,10 @@ def targets(result: dict) -> list[str]:
         best = max(models, key=lambda m: cn_ad[f"synthetic PET: {m}"]["auc"])
         real, synthetic = cn_ad["real PET"]["auc"], cn_ad[f"synthetic PET: {best}"]["auc"]
         verdict = "met" if abs(real - synthetic) <= 0.03 else "NOT met"
-        lines.append(f"CN vs AD AUC, best model ({best}) {synthetic:.3f} vs real PET {real:.3f}: within 0.03 {verdict}")
+        lines.append(
+            f"CN vs AD AUC with synthetic PET, best model by it ({best}) {synthetic:.3f} vs real PET {real:.3f}: "
+            f"within 0.03 {verdict}"
+        )
         mri, combined = cn_ad["MRI only"]["auc"], cn_ad[f"MRI + synthetic PET: {best}"]["auc"]
         verdict = "met" if combined > mri else "NOT met"
         lines.append(f"MRI + synthetic PET ({best}) AUC {combined:.3f} vs MRI only {mri:.3f}: above {verdict}")
