@@ -443,10 +443,11 @@ def evaluate(
     _boxplot(per_subject, files["png"], f"{len(test.ids)} subjects of {Path(data).name}")
     result["files"] = {k: str(v) for k, v in files.items()}
     if study:
+        t1_only = _t1_only_subjects(data, loaded, dev, jobs) if not same_cohort(Path(data), card) else None
         diagnoses = [by_id[s].diagnosis for s in test.ids]
         grid = record_grid(by_id[test.ids[0]])
         study_inputs = (grid, test, diagnoses, synthetic, per_subject, loaded, summary)
-        result["study"] = _run_study(data, *study_inputs, dev, study_settings)
+        result["study"] = _run_study(data, *study_inputs, dev, study_settings, t1_only)
         result["files"] |= write_study_files(result["study"], out_dir, test, overwrite)
     return result
 
@@ -519,7 +520,26 @@ def model_ages(name: str, arrays) -> np.ndarray:
     return np.full(len(arrays.ids), np.nan, np.float32)
 
 
-def _run_study(data, grid, test, diagnoses, synthetic, per_subject, loaded, summary, device, settings) -> dict:
+def _t1_only_subjects(data, loaded, device, jobs: int):
+    """The cohort's subjects with a T1 and no PET, preprocessed, with each model's synthetic PET (or None)."""
+    from .console import tracked
+    from .dataset import load_arrays, prepare_dataset
+    from .evaluation.cache import cache_root, cached_predict
+
+    records, _failed = prepare_dataset(data, jobs=jobs, t1_only=True)
+    if not records:
+        return None
+    arrays = load_arrays(records)
+    root = cache_root(records[0].preproc_dir)
+    synthetic = {}
+    for name, (model, card, _files) in loaded.items():
+        with tracked(f"synthesis {name} (subjects without PET)", len(arrays.ids)) as advance:
+            ages = model_ages(name, arrays)
+            synthetic[name] = cached_predict(model, card, arrays, root, ages=ages, device=device, progress=advance)
+    return arrays, [r.diagnosis for r in records], synthetic
+
+
+def _run_study(data, grid, test, diagnoses, synthetic, per_subject, loaded, summary, device, settings, t1_only) -> dict:
     from .atlas import template_maps
     from .evaluation.classification import normalise_diagnosis
     from .evaluation.study import StudyInputs, StudySettings, run_study
@@ -537,6 +557,9 @@ def _run_study(data, grid, test, diagnoses, synthetic, per_subject, loaded, summ
         age_models={n: m for n, (m, _c, _f) in loaded.items() if get_model_info(n).conditioning == "age"},
         simulated_cohort=Path(data) if truth.is_dir() else None,
     )
+    if t1_only is not None:
+        inputs.t1_only, inputs.t1_only_synthetic = t1_only[0], t1_only[2]
+        inputs.t1_only_diagnoses = [normalise_diagnosis(d) for d in t1_only[1]]
     result = run_study(inputs, settings or StudySettings(), device)
     best = min(synthetic, key=lambda n: summary[n]["mae"]["mean"])
     return result | {"data": str(Path(data).resolve()), "models": list(synthetic), "best_model": best}

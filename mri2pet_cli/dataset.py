@@ -54,9 +54,12 @@ def paired_subject_ids(data_dir: str | Path) -> list[str]:
 
 
 def prepare_dataset(
-    data_dir: str | Path, *, jobs: int = 1, only: list[str] | None = None
+    data_dir: str | Path, *, jobs: int = 1, only: list[str] | None = None, t1_only: bool = False
 ) -> tuple[list[Record], dict[str, str]]:
-    """Preprocess (or find) every paired subject (``only``: those ids); returns the records and the failures."""
+    """Preprocess (or find) every paired subject (``only``: those ids); returns the records and the failures.
+
+    ``t1_only``: the subjects with a T1 and no PET instead (the study's complete-dataset rows use them).
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise InputImageError(f"{data_dir}: data folder not found")
@@ -65,7 +68,7 @@ def prepare_dataset(
     raw = bids_subjects(data_dir)
     if raw:
         cache = data_dir / CACHE
-        todo = [s for s in raw if s.pet is not None and not output_paths(cache, s.subject_id)["json"].exists()]
+        todo = [s for s in raw if (s.pet is None) == t1_only and not output_paths(cache, s.subject_id)["json"].exists()]
         todo = [s for s in todo if only is None or s.subject_id in only]
         if todo:
             work = functools.partial(preprocess_and_save, out_dir=cache)
@@ -76,12 +79,12 @@ def prepare_dataset(
     for sid in _cached_ids(cache):
         if only is not None and sid not in only:
             continue
-        if not output_paths(cache, sid)["pet"].exists():
-            continue  # a T1 without PET cannot train or be scored
+        if output_paths(cache, sid)["pet"].exists() == t1_only:
+            continue  # a T1 without PET cannot train or be scored; with t1_only, only those
         row = participants.get(sid, {})
         age = row.get("age")
         records.append(Record(sid, float(age) if age not in (None, "", "n/a") else None, row.get("diagnosis"), cache))
-    if not records:
+    if not records and not t1_only:
         raise InputImageError(f"{data_dir}: no subject with both a T1 and a PET (raw BIDS-like or preprocessed)")
     return records, failed
 
@@ -95,12 +98,13 @@ def record_grid(record: Record):
 
 
 def load_arrays(records: list[Record]) -> Arrays:
+    """Stacked model-grid arrays; a subject without PET gets NaN there (T1-only subjects of the study)."""
     items = [load_preprocessed(r.preproc_dir, r.subject_id) for r in records]
     return Arrays(
         ids=[r.subject_id for r in records],
         t1=np.stack([i.t1 for i in items]).astype(np.float32),
         mask=np.stack([i.mask for i in items]).astype(np.float32),
-        pet=np.stack([i.pet for i in items]).astype(np.float32),
+        pet=np.stack([np.full(i.t1.shape, np.nan) if i.pet is None else i.pet for i in items]).astype(np.float32),
         age=np.array([np.nan if r.age is None else r.age for r in records], dtype=np.float32),
     )
 

@@ -1,6 +1,7 @@
 """The study (issue 16): classification with nested CV, intervals, DeLong, trends, agreement, conventions, CLI."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -198,6 +199,13 @@ def diagnosed_data(tmp_path_factory):
             data = image.get_fdata().astype(np.float32)
             data[:, 8:] *= 0.7
             nib.save(nib.Nifti1Image(data, image.affine, image.header), str(path))
+    # one subject with a T1 and no PET: it joins the training of the complete-dataset rows
+    from mri2pet_cli.preprocess import load_preprocessed, save_preprocessed
+
+    donor = load_preprocessed(folder, "sub-002")
+    t1_only = replace(donor, pet=None, pet_to_t1=None)
+    save_preprocessed(t1_only, folder, "sub-017", sources={})
+    rows.append("sub-017\t75\tM\tAD")
     (folder / "participants.tsv").write_text("\n".join(rows) + "\n")
     return folder
 
@@ -221,9 +229,11 @@ def test_study_through_the_cli_writes_html_csv_json(diagnosed_data, tmp_path, mo
     real = next(r for r in study["classification"] if r["features"] == "real PET" and r["task"] == "CN vs AD")
     assert real["auc"] > 0.9  # the AD half-brain drop is easy to see in real PET
     assert any("MCI" in m for m in study["messages"])  # no MCI subjects: those tasks are skipped and said
-    assert {r["training"] for r in study["complete_dataset"]} >= {"paired subjects only", "missing PET filled by unet"}
+    complete = {r["training"]: r for r in study["complete_dataset"]}
+    assert {"paired subjects only", "missing PET filled by unet"} <= set(complete)
+    assert complete["missing PET filled by unet"]["t1_only_subjects_in_training"] == 1
     for name in ("study.html", "study_classification.csv", "study_age_trends.csv", "study_conventions.csv"):
         assert (out / name).stat().st_size > 0
     assert "Targets" in (out / "study.html").read_text()
     cached = list((diagnosed_data / "mri2pet-synth").glob("unet-*/*.npy"))
-    assert len(cached) == 16
+    assert len(cached) == 17  # the T1-only subject's synthetic PET too

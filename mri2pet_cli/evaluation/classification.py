@@ -117,12 +117,15 @@ def out_of_fold_scores(
     repeats: int = 5,
     seed: int = 0,
     fit_allowed: np.ndarray | None = None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
     jobs: int = 1,
 ) -> np.ndarray:
     """Out-of-fold decision values of every subject, averaged over the repeats.
 
     Each outer fold trains on ``fit_features`` of its training subjects (only those ``fit_allowed``)
-    and scores ``eval_features`` of its test subjects. Binary: shape (n,), positive = class 1;
+    and scores ``eval_features`` of its test subjects; ``extra`` (features, labels) are subjects that
+    join every training fold and are never tested (e.g. T1-only subjects with a synthetic PET).
+    Binary: shape (n,), positive = class 1;
     multi-class: (n, k). ``jobs`` folds run at once (the result does not depend on it).
     """
     from joblib import Parallel, delayed
@@ -135,7 +138,7 @@ def out_of_fold_scores(
         for train, test in folds_of_repeat
     ]
     fitted = Parallel(n_jobs=jobs)(
-        delayed(_fold_scores)(fit_features, eval_features, labels, groups, train, test, kind, binary, fold_seed)
+        delayed(_fold_scores)(fit_features, eval_features, labels, groups, train, test, kind, binary, fold_seed, extra)
         for train, test, fold_seed in work
     )
     total = np.zeros((len(labels),) if binary else (len(labels), len(np.unique(labels))))
@@ -144,11 +147,16 @@ def out_of_fold_scores(
     return total / repeats
 
 
-def _fold_scores(fit_features, eval_features, labels, groups, train, test, kind, binary, seed) -> np.ndarray:
-    smallest = int(np.bincount(labels[train]).min())
+def _fold_scores(fit_features, eval_features, labels, groups, train, test, kind, binary, seed, extra) -> np.ndarray:
+    features, targets, members = fit_features[train], labels[train], groups[train]
+    if extra is not None and len(extra[1]):
+        features = np.concatenate([features, extra[0]])
+        targets = np.concatenate([targets, extra[1]])
+        members = np.concatenate([members, -1 - np.arange(len(extra[1]))])  # each its own group
+    smallest = int(np.bincount(targets).min())
     model = make_classifier(kind, binary, seed, min(INNER_FOLDS, smallest))
-    fit_options = {"groups": groups[train]} if smallest >= 2 else {}
-    model.fit(fit_features[train], labels[train], **fit_options)
+    fit_options = {"groups": members} if smallest >= 2 else {}
+    model.fit(features, targets, **fit_options)
     return model.decision_function(eval_features[test])
 
 

@@ -42,6 +42,9 @@ class StudyInputs:
     image_scores: dict[str, list[dict]]  # per model: per-subject rows of scoring.score
     age_models: dict[str, object] = field(default_factory=dict)  # age-conditioned models, for the series
     simulated_cohort: Path | None = None  # a cohort written by `simulate`, whose truth files are read
+    t1_only: Arrays | None = None  # subjects with a T1 and no PET: training rows of the complete-dataset experiment
+    t1_only_diagnoses: list[str | None] = field(default_factory=list)
+    t1_only_synthetic: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def regional_matrix(volumes: np.ndarray, arrays: Arrays, labels: np.ndarray) -> np.ndarray:
@@ -59,12 +62,19 @@ def feature_sets(inputs: StudyInputs) -> dict[str, np.ndarray]:
             grey.append(features.grey_matter_features(arrays.t1[i], arrays.mask[i], labels))
             advance(subject)
     sets["mri"] = np.stack(grey)
+    if inputs.t1_only is not None:  # their synthetic PETs, as extra sets "t1-only:<model>"
+        for name, pet in inputs.t1_only_synthetic.items():
+            sets[f"t1-only:{name}"] = regional_matrix(pet, inputs.t1_only, labels)
     filled = features.fill_missing_columns(*sets.values())
     return dict(zip(sets, filled))
 
 
 def classification_rows(
-    sets: dict[str, np.ndarray], models: list[str], diagnoses: list[str | None], settings: StudySettings
+    sets: dict[str, np.ndarray],
+    models: list[str],
+    diagnoses: list[str | None],
+    settings: StudySettings,
+    t1_only_diagnoses: list[str | None] = (),
 ) -> tuple[list[dict], list[dict], list[dict], list[str]]:
     """(rows, paired AUC tests, complete-dataset rows, messages) for every task the data allow.
 
@@ -104,7 +114,8 @@ def classification_rows(
                 advance(row_name)
         if primary:
             tests += _auc_tests(task, labels, scores, models)
-            complete += _complete_dataset(task, index, labels, groups, sets, models, settings)
+            extra_labels = [task.classes.index(d) if d in task.classes else -1 for d in t1_only_diagnoses]
+            complete += _complete_dataset(task, index, labels, groups, sets, models, settings, extra_labels)
     return rows, tests, complete, messages
 
 
@@ -158,18 +169,27 @@ def _auc_tests(task, labels: np.ndarray, scores: dict[str, np.ndarray], models: 
     return tests
 
 
-def _complete_dataset(task, index, labels, groups, sets, models, settings: StudySettings) -> list[dict]:
-    """Training without the real PET of a fraction of subjects: paired subjects only, or filled by a model."""
+def _complete_dataset(task, index, labels, groups, sets, models, settings: StudySettings, extra_labels) -> list[dict]:
+    """Training without the real PET of a fraction of subjects: paired subjects only, or filled by a model.
+
+    Subjects of the cohort with a T1 and no PET at all (``extra_labels``: their class in the task, -1 when
+    not in it) join the training of the filled rows with their synthetic PET.
+    """
     missing = classification.subjects_without_pet(labels, settings.missing_pet_fraction, settings.seed)
     common = {"folds": settings.folds, "repeats": settings.repeats, "seed": settings.seed, "jobs": settings.jobs}
     real = sets["real"][index]
     paired_only = classification.out_of_fold_scores(real, real, labels, groups, fit_allowed=~missing, **common)
     base = classification.metrics_of(labels, paired_only)["auc"]
     rows = [_complete_row(task, "paired subjects only", labels, paired_only, base, missing, settings.seed)]
+    keep = np.array([k >= 0 for k in extra_labels], bool)
     for name in models:
         filled = np.where(missing[:, None], sets[name][index], real)
-        scores = classification.out_of_fold_scores(filled, real, labels, groups, **common)
-        rows.append(_complete_row(task, f"missing PET filled by {name}", labels, scores, base, missing, settings.seed))
+        extra = None
+        if keep.any() and f"t1-only:{name}" in sets:
+            extra = (sets[f"t1-only:{name}"][keep], np.asarray(extra_labels)[keep])
+        scores = classification.out_of_fold_scores(filled, real, labels, groups, extra=extra, **common)
+        row = _complete_row(task, f"missing PET filled by {name}", labels, scores, base, missing, settings.seed)
+        rows.append(row | {"t1_only_subjects_in_training": int(keep.sum()) if extra else 0})
     all_real = classification.out_of_fold_scores(real, real, labels, groups, **common)
     rows.append(_complete_row(task, "every real PET (upper bound)", labels, all_real, base, missing, settings.seed))
     return rows
@@ -309,7 +329,9 @@ def run_study(inputs: StudyInputs, settings: StudySettings, device=None) -> dict
     with timed(timings, "features"):
         sets = feature_sets(inputs)
     with timed(timings, "classification"):
-        rows, auc_tests, complete, skipped = classification_rows(sets, models, inputs.diagnoses, settings)
+        rows, auc_tests, complete, skipped = classification_rows(
+            sets, models, inputs.diagnoses, settings, inputs.t1_only_diagnoses
+        )
     messages += skipped
     with timed(timings, "age trends"):
         trend_rows, trend_values = age_trend_rows(inputs)
