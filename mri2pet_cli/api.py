@@ -371,7 +371,6 @@ def evaluate(
     from .console import tracked
     from .dataset import load_arrays, prepare_dataset, record_grid
     from .evaluation import mean_training_baseline, population_baseline, resolve_device, score, summarize
-    from .evaluation.cache import cache_root, cached_predict
     from .evaluation.study import timed
     from .evaluation.study_report import study_files
     from .weights import load_model
@@ -394,19 +393,9 @@ def evaluate(
         )
     test = load_arrays([by_id[s] for s in choice["scored"]])
     per_subject: dict[str, list[dict]] = {}
-    synthetic: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
-    for name, (model, model_card, _files) in loaded.items():
-        with tracked(f"synthesis {name}", len(test.ids)) as advance, timed(timings, f"synthesis {name}"):
-            synthetic[name] = cached_predict(
-                model,
-                model_card,
-                test,
-                cache_root(by_id[test.ids[0]].preproc_dir),
-                ages=model_ages(name, test),
-                device=dev,
-                progress=advance,
-            )
+    synthetic = synthesize_models(loaded, test, by_id[test.ids[0]].preproc_dir, dev, timings=timings)
+    for name in loaded:
         with tracked(f"image scores {name}", len(test.ids)) as advance, timed(timings, "image scores"):
             per_subject[name] = score(synthetic[name], test, progress=advance)
     baselines = {"baseline: mean training PET": mean_training_baseline, "baseline: population": population_baseline}
@@ -467,10 +456,8 @@ def fill_caches(
     The scores and the study need every subject at once: run ``evaluate`` without ``--shard`` after the
     shards; it finds everything cached. Writes the shard manifest to ``out_dir``.
     """
-    from .console import tracked
     from .dataset import load_arrays, paired_subject_ids, prepare_dataset
     from .evaluation import resolve_device
-    from .evaluation.cache import cache_root, cached_predict
     from .shards import select, write_manifest
     from .weights import load_model
 
@@ -482,11 +469,7 @@ def fill_caches(
     records, failed = prepare_dataset(data, jobs=jobs, only=chosen)
     dev = resolve_device(device)
     if records:
-        arrays = load_arrays(records)
-        root = cache_root(records[0].preproc_dir)
-        for name, (model, card, _files) in loaded.items():
-            with tracked(f"synthesis {name} (shard {shard.label})", len(arrays.ids)) as advance:
-                cached_predict(model, card, arrays, root, ages=model_ages(name, arrays), device=dev, progress=advance)
+        synthesize_models(loaded, load_arrays(records), records[0].preproc_dir, dev, label=f" (shard {shard.label})")
     done = {r.subject_id: {} for r in records}
     manifest = write_manifest(Path(out_dir), shard, f"evaluate --model {','.join(models)}", chosen, done, failed)
     return {"subjects": chosen, "done": sorted(done), "failed": failed, "manifest": str(manifest)}
@@ -520,22 +503,32 @@ def model_ages(name: str, arrays) -> np.ndarray:
     return np.full(len(arrays.ids), np.nan, np.float32)
 
 
+def synthesize_models(
+    loaded: dict, arrays, preproc_dir: Path, device, *, label: str = "", timings: dict[str, float] | None = None
+) -> dict[str, np.ndarray]:
+    """Every loaded model's synthetic PETs of ``arrays``, through the cohort's synthesis cache."""
+    from .console import tracked
+    from .evaluation.cache import cache_root, cached_predict
+    from .evaluation.study import timed
+
+    root, spent = cache_root(preproc_dir), {} if timings is None else timings
+    synthetic = {}
+    for name, (model, card, _files) in loaded.items():
+        with tracked(f"synthesis {name}{label}", len(arrays.ids)) as advance, timed(spent, f"synthesis {name}"):
+            ages = model_ages(name, arrays)
+            synthetic[name] = cached_predict(model, card, arrays, root, ages=ages, device=device, progress=advance)
+    return synthetic
+
+
 def _t1_only_subjects(data, loaded, device, jobs: int):
     """The cohort's subjects with a T1 and no PET, preprocessed, with each model's synthetic PET (or None)."""
-    from .console import tracked
     from .dataset import load_arrays, prepare_dataset
-    from .evaluation.cache import cache_root, cached_predict
 
     records, _failed = prepare_dataset(data, jobs=jobs, t1_only=True)
     if not records:
         return None
     arrays = load_arrays(records)
-    root = cache_root(records[0].preproc_dir)
-    synthetic = {}
-    for name, (model, card, _files) in loaded.items():
-        with tracked(f"synthesis {name} (subjects without PET)", len(arrays.ids)) as advance:
-            ages = model_ages(name, arrays)
-            synthetic[name] = cached_predict(model, card, arrays, root, ages=ages, device=device, progress=advance)
+    synthetic = synthesize_models(loaded, arrays, records[0].preproc_dir, device, label=" (subjects without PET)")
     return arrays, [r.diagnosis for r in records], synthetic
 
 
@@ -543,6 +536,7 @@ def _run_study(data, grid, test, diagnoses, synthetic, per_subject, loaded, summ
     from .atlas import template_maps
     from .evaluation.classification import normalise_diagnosis
     from .evaluation.study import StudyInputs, StudySettings, run_study
+    from .evaluation.study_report import targets
     from .models.registry import get_model_info
 
     labels = template_maps(grid).aal
@@ -562,7 +556,8 @@ def _run_study(data, grid, test, diagnoses, synthetic, per_subject, loaded, summ
         inputs.t1_only_diagnoses = [normalise_diagnosis(d) for d in t1_only[1]]
     result = run_study(inputs, settings or StudySettings(), device)
     best = min(synthetic, key=lambda n: summary[n]["mae"]["mean"])
-    return result | {"data": str(Path(data).resolve()), "models": list(synthetic), "best_model": best}
+    result |= {"data": str(Path(data).resolve()), "models": list(synthetic), "best_model": best}
+    return result | {"targets": targets(result)}
 
 
 def write_study_files(result: dict, out_dir: Path, test, overwrite: bool) -> dict[str, str]:

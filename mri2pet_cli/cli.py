@@ -763,8 +763,6 @@ def evaluate(
     say(f"PSNR data range: {result['psnr_data_range']}", event="info")
     print_metrics_table(result["summary"])
     if "study" in result:
-        from .evaluation.study_report import targets
-
-        for line in targets(result["study"]):
+        for line in result["study"]["targets"]:
             say(f"study: {line}", event="study_target")
     say(f"wrote {', '.join(result['files'].values())}", event="done", files=result["files"])

@@ -94,7 +94,7 @@ def record_grid(record: Record):
     from .grid import ModelGrid
 
     meta = json.loads(output_paths(record.preproc_dir, record.subject_id)["json"].read_text())
-    return ModelGrid(shape=tuple(meta["grid"]["shape"]), spacing=float(meta["grid"]["spacing_mm"]))
+    return ModelGrid.from_description(meta["grid"])
 
 
 def load_arrays(records: list[Record]) -> Arrays:

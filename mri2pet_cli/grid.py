@@ -57,6 +57,11 @@ class ModelGrid:
             "affine": np.round(self.affine, 6).tolist(),
         }
 
+    @classmethod
+    def from_description(cls, description: dict) -> ModelGrid:
+        """The grid that :meth:`describe` wrote (the affine follows from shape and spacing)."""
+        return cls(shape=tuple(description["shape"]), spacing=float(description["spacing_mm"]))  # type: ignore[arg-type]
+
 
 def grid_for_spacing(spacing: float) -> ModelGrid:
     """The grid covering the field of view at ``spacing`` mm."""

@@ -506,7 +506,7 @@ def load_preprocessed(out_dir: str | Path, subject_id: str) -> Preprocessed:
 
     paths = output_paths(out_dir, subject_id)
     meta = json.loads(paths["json"].read_text())
-    grid = ModelGrid(shape=tuple(meta["grid"]["shape"]), spacing=float(meta["grid"]["spacing_mm"]))  # type: ignore[arg-type]
+    grid = ModelGrid.from_description(meta["grid"])
     pet = nib.load(str(paths["pet"])).get_fdata(dtype=np.float32) if paths["pet"].exists() else None
     return Preprocessed(
         t1=nib.load(str(paths["t1"])).get_fdata(dtype=np.float32),

@@ -213,7 +213,6 @@ def write_study(result: dict, out_dir: Path, *, ages: np.ndarray, diagnoses: lis
         bland_altman_figure(key_values["real PET"], key_values[best], best, files["png:bland_altman"])
     if result["counterfactual_series"]:
         counterfactual_figure(result["counterfactual_series"], files["png:counterfactual"])
-    result = result | {"targets": targets(result)}
     saved = {k: v for k, v in result.items() if k not in ("age_values", "key_values")}
     write_text_atomic(json.dumps(saved, indent=2, default=float), files["json"], overwrite=overwrite)
     write_text_atomic(_page(result, files), files["html"], overwrite=overwrite)
