@@ -165,6 +165,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     from .metrics import image_metrics
     from .preprocess import grid_to_native, model_output_to_suvr, registration_check_table
     from .report import montage, roi_table, synthesis_panels, write_html, write_roi_csv
+    from .uncertainty import calibrated_std
 
     model, card, files = loaded
     sid = subject.subject_id
@@ -185,7 +186,10 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         seed=options.seed,
     )
     pet, level = model_output_to_suvr(mean[0], pre.grid, pre.mask)
-    std_grid = None if std is None else np.where(pre.mask, std[0] / level, 0.0).astype(np.float32)
+    std_grid, std_note = None, ""
+    if std is not None:
+        scaled, std_note = calibrated_std(std[0], card, options.samples, temperature)
+        std_grid = np.where(pre.mask, scaled / level, 0.0).astype(np.float32)
     timings["model"] = time.perf_counter() - clock
 
     stage("writing")
@@ -206,7 +210,8 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     metrics = image_metrics(pre.pet, pet, pre.mask) if pre.pet is not None else None
     title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {age:g}" if age is not None else "")
     note = (
-        f"PET shown: the point estimate (T = 0); std of {options.samples} samples at temperature {temperature:g}."
+        f"PET shown: the point estimate (T = 0); std of {options.samples} samples at temperature {temperature:g}; "
+        f"{std_note}."
         if sampled
         else ""
     )
@@ -234,6 +239,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         "options": {
             "samples": options.samples,
             "temperature": temperature,
+            **({"std": std_note} if sampled else {}),
             "seed": options.seed,
             "precision": options.precision,
             "skull_strip": options.skull_strip,

@@ -61,8 +61,23 @@ def read_transform(path: str | Path) -> np.ndarray:
     return transform_to_ras(sitk.ReadTransform(str(path)))
 
 
-def n4_bias_correct(data: np.ndarray, affine: np.ndarray, shrink_to_mm: float = 4.0) -> np.ndarray:
-    """N4 bias-field correction fitted on a downsampled copy, applied at full resolution."""
+def n4_bias_correct(
+    data: np.ndarray, affine: np.ndarray, shrink_to_mm: float = 4.0, first_slice: int = 0
+) -> np.ndarray:
+    """N4 bias-field correction fitted on a downsampled copy, applied at full resolution.
+
+    Fitted on the slices from ``first_slice`` up (third array axis); the slices below keep the bias
+    of the lowest fitted one: a long field of view's neck and shoulders cost N4 time and hold no brain.
+    """
+    shifted = affine.copy()
+    shifted[:3, 3] += affine[:3, 2] * first_slice
+    log_bias = _n4_log_bias(np.ascontiguousarray(data[:, :, first_slice:]), shifted, shrink_to_mm)
+    if first_slice:
+        log_bias = np.concatenate([np.repeat(log_bias[:, :, :1], first_slice, axis=2), log_bias], axis=2)
+    return (np.asarray(data, dtype=np.float32) / np.exp(log_bias)).astype(np.float32)
+
+
+def _n4_log_bias(data: np.ndarray, affine: np.ndarray, shrink_to_mm: float) -> np.ndarray:
     image = to_sitk(data, affine)
     spacing = np.asarray(image.GetSpacing())
     factors = [max(1, int(round(shrink_to_mm / s))) for s in spacing]
@@ -71,8 +86,7 @@ def n4_bias_correct(data: np.ndarray, affine: np.ndarray, shrink_to_mm: float = 
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
     n4.SetMaximumNumberOfIterations([50, 50, 30])
     n4.Execute(small, mask)
-    log_bias = from_sitk(n4.GetLogBiasFieldAsImage(image))
-    return (np.asarray(data, dtype=np.float32) / np.exp(log_bias)).astype(np.float32)
+    return from_sitk(n4.GetLogBiasFieldAsImage(image))
 
 
 def coarsen(image: sitk.Image, target_mm: float = 2.0) -> sitk.Image:

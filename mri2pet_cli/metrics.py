@@ -41,26 +41,40 @@ def _mean(values: np.ndarray, mask: np.ndarray | None) -> float:
 
 
 def ssim(reference: np.ndarray, test: np.ndarray, mask: np.ndarray | None = None, data_range: float | None = None):
-    ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
-    data_range = data_range if data_range is not None else _range(ref, mask)
-    return _mean(_ssim_maps(ref, out, data_range)[0], mask)
+    return ssim_and_ms_ssim(reference, test, mask, data_range, multi_scale=False)[0]
 
 
 def ms_ssim(reference: np.ndarray, test: np.ndarray, mask: np.ndarray | None = None, data_range: float | None = None):
     """Multi-scale SSIM over three scales (the grid is too small for five), weights renormalised."""
+    return ssim_and_ms_ssim(reference, test, mask, data_range)[1]
+
+
+def ssim_and_ms_ssim(
+    reference: np.ndarray,
+    test: np.ndarray,
+    mask: np.ndarray | None = None,
+    data_range: float | None = None,
+    *,
+    multi_scale: bool = True,
+) -> tuple[float, float | None]:
+    """SSIM and MS-SSIM from one set of full-resolution maps (MS-SSIM's first scale is SSIM's)."""
     ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
     data_range = data_range if data_range is not None else _range(ref, mask)
     weights = np.asarray(MS_SSIM_WEIGHTS) / np.sum(MS_SSIM_WEIGHTS)
     m = None if mask is None else mask.astype(bool)
+    full, cs = _ssim_maps(ref, out, data_range)
+    single = _mean(full, m)
+    if not multi_scale:
+        return single, None
     value = 1.0
     for level, weight in enumerate(weights):
-        full, cs = _ssim_maps(ref, out, data_range)
-        term = _mean(full if level == len(weights) - 1 else cs, m)
-        value *= max(term, 1e-6) ** weight
-        if level < len(weights) - 1:
+        if level > 0:
             ref, out = _halve(ref), _halve(out)
             m = None if m is None else _halve(m.astype(np.float64)) > 0.5
-    return float(value)
+            full, cs = _ssim_maps(ref, out, data_range)
+        term = _mean(full if level == len(weights) - 1 else cs, m)
+        value *= max(term, 1e-6) ** weight
+    return single, float(value)
 
 
 def _halve(x: np.ndarray) -> np.ndarray:
@@ -91,12 +105,13 @@ def image_metrics(reference: np.ndarray, test: np.ndarray, mask: np.ndarray) -> 
     mask = mask.astype(bool)
     ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
     data_range = _range(ref, mask)
+    single, multi = ssim_and_ms_ssim(ref, out, mask, data_range)
     return {
         "mae": float(np.mean(np.abs(out[mask] - ref[mask]))),
         "mse": mean_squared_error(ref, out, mask),
         "psnr": psnr(ref, out, mask, data_range),
-        "ssim": ssim(ref, out, mask, data_range),
-        "ms_ssim": ms_ssim(ref, out, mask, data_range),
+        "ssim": single,
+        "ms_ssim": multi,
         "pearson_r": float(np.corrcoef(ref[mask], out[mask])[0, 1]),
         "data_range": data_range,
     }

@@ -111,6 +111,19 @@ def without_neck(head: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return out
 
 
+def slices_below_head(data: np.ndarray, affine: np.ndarray) -> int:
+    """How many of the lowest slices of a RAS image lie more than 200 mm below the top of the head."""
+    positive = data[data > 0]
+    if positive.size == 0:
+        return 0
+    head = data > 0.1 * np.percentile(positive, 99)
+    rows = np.flatnonzero(head.sum(axis=(0, 1)) >= 50)  # a slice of the head, not stray bright voxels
+    if rows.size == 0:
+        return 0
+    keep = int(np.ceil(HEAD_HEIGHT_MM / abs(float(np.linalg.norm(affine[:3, 2])))))
+    return max(0, int(rows[-1]) + 1 - keep)
+
+
 @lru_cache(maxsize=1)
 def _registration_target():
     maps = template_maps(REGISTRATION_GRID)
@@ -303,8 +316,9 @@ def preprocess(
     lap("load_and_reorient", orientation="".join(nib.aff2axcodes(native.affine)), shape=list(native.shape))
 
     stage("N4 bias correction")
-    corrected = n4_bias_correct(data, ras.affine)
-    lap("n4_bias_correction", shrink_to_mm=4.0, iterations=[50, 50, 30])
+    below_head = slices_below_head(data, ras.affine)
+    corrected = n4_bias_correct(data, ras.affine, first_slice=below_head)
+    lap("n4_bias_correction", shrink_to_mm=4.0, iterations=[50, 50, 30], slices_below_head_not_fitted=below_head)
 
     stage(f"brain extraction ({skull_strip})")
     if skull_strip == "deepbet":

@@ -15,7 +15,7 @@ from .dataset import Arrays, load_arrays, prepare_dataset, read_split, split_sub
 from .distributed import Distributed
 from .errors import Mri2PetError, OutputExistsError
 from .evaluation import autocast, predict, resolve_device, validation_mae
-from .io import atomic_path
+from .io import atomic_path, write_text_atomic
 from .weights import load_model_checkpoint, load_state
 
 CHECKPOINT_FORMAT = "mri2pet-checkpoint/1"
@@ -209,6 +209,8 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
                 model, initial, options.init_weights, architecture=options.model, partial=True
             )
 
+    if ranks.writes:  # the log holds this run's epochs only: none on a fresh start, the checkpoint's on resume
+        write_text_atomic("".join(json.dumps(h) + "\n" for h in history), run_dir / "history.jsonl", overwrite=True)
     t1_draw, pet_draw = model.draw_pairs(len(train_set.ids), np.random.default_rng(0))
     steps = int(np.ceil(len(t1_draw) / options.batch_size))
     if pet_draw is not None:  # unpaired: say whose scans it learns from

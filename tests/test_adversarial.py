@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mri2pet_cli.models.adversarial import receptive_field
-from mri2pet_cli.models.glagan import merge_patches, patch_slices, split_patches
+from mri2pet_cli.models.glagan import grouped_local_forward, merge_patches, patch_slices, split_patches
 from mri2pet_cli.models.losses import MS_SSIM_WEIGHTS, adversarial_loss, ms_ssim, region_means, roi_loss
 from mri2pet_cli.models.pix2pix import patch_discriminator
 from mri2pet_cli.models.registry import build_model
@@ -67,6 +67,25 @@ def test_patch_split_and_merge_are_exact(k, shape):
         covered[s] += 1
     assert (covered == 1).all()  # disjoint and covering
     assert torch.equal(merge_patches(patches, shape, k), x)
+
+
+@pytest.mark.parametrize("k", [2, 4, 8])
+def test_grouped_local_generators_equal_one_generator_per_patch(k):
+    model = build_model("gla-gan", {"width": 0.125, "k": k})
+    torch.manual_seed(k)
+    for module in model.modules():  # running statistics and affine terms that differ between generators
+        if isinstance(module, torch.nn.BatchNorm3d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.2, 0.2)
+    model.eval()
+    patches = split_patches(torch.rand(1, 1, 16, 20, 16), k)
+    with torch.no_grad():
+        one_by_one = [g(p) for g, p in zip(model.generator.local_module, patches)]
+        grouped = grouped_local_forward(list(model.generator.local_module), patches)
+    for a, b in zip(one_by_one, grouped):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("layers", [1, 2, 3])

@@ -136,6 +136,9 @@ def test_train_resume_matches_an_uninterrupted_run(fake_data, tmp_path):
     assert straight["history"][-1]["val_mae"] == pytest.approx(resumed["history"][-1]["val_mae"])
     split = json.loads((tmp_path / "a" / "split.json").read_text())
     assert sorted(sum(split.values(), [])) == [f"sub-{i:03d}" for i in range(1, 9)]
+    train(TrainOptions(run_dir=str(tmp_path / "a"), **{**common, "epochs": 1}), overwrite=True)
+    logged = [json.loads(line)["epoch"] for line in (tmp_path / "a" / "history.jsonl").read_text().splitlines()]
+    assert logged == [1]  # a fresh start does not keep the earlier run's epochs
     assert not set(split["train"]) & set(split["test"])
 
 

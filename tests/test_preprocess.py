@@ -209,6 +209,30 @@ def test_neck_is_cropped_before_the_template_registration():
     assert kept[0] == 100 and kept[-1] == 299
 
 
+def test_n4_is_fitted_above_the_neck_and_the_neck_keeps_the_lowest_fitted_bias():
+    from mri2pet_cli.itk import n4_bias_correct
+    from mri2pet_cli.preprocess import slices_below_head
+
+    rng = np.random.default_rng(0)
+    affine = np.diag([4.0, 4.0, 4.0, 1.0])
+    data = np.zeros((24, 24, 75), np.float32)  # 300 mm tall at 4 mm: 200 mm of head, 100 mm of neck
+    data[4:20, 4:20, 25:70] = 100 + 5 * rng.random((16, 16, 45))
+    data[8:16, 8:16, :25] = 80  # the neck
+    data *= np.linspace(0.8, 1.2, 75)[None, None, :]  # a smooth bias along the body
+    assert slices_below_head(data, affine) == 70 - 50  # the top is slice 69; 200 mm = 50 slices
+    assert slices_below_head(np.zeros_like(data), affine) == 0
+    whole = n4_bias_correct(data, affine)
+    assert np.array_equal(n4_bias_correct(data, affine, first_slice=0), whole)  # no neck: as before
+    cropped = n4_bias_correct(data, affine, first_slice=20)
+    assert cropped.shape == data.shape and np.isfinite(cropped).all()
+    ratio = cropped[:, :, :20] / np.where(data[:, :, :20] > 0, data[:, :, :20], np.nan)
+    lowest = cropped[:, :, 20] / np.where(data[:, :, 20] > 0, data[:, :, 20], np.nan)
+    np.testing.assert_allclose(ratio[8:16, 8:16], np.repeat(lowest[8:16, 8:16, None], 20, axis=2), rtol=1e-5)
+    head = data[4:20, 4:20, 25:70] > 0
+    cv = [float(np.std(v[4:20, 4:20, 25:70][head]) / np.mean(v[4:20, 4:20, 25:70][head])) for v in (data, cropped)]
+    assert cv[1] < cv[0]  # the fitted part is still corrected: flatter than the input
+
+
 def test_a_failed_first_start_gets_rotated_second_starts(simulated_cohort, monkeypatch):
     import nibabel as nib
     import SimpleITK as sitk

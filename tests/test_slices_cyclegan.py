@@ -39,6 +39,16 @@ def test_three_plane_model_is_the_mean_of_its_planes():
     torch.testing.assert_close(axial(t1), by_plane[0])
 
 
+def test_synthesis_that_skips_slices_without_brain_gives_the_same_masked_volume():
+    model = build_model("pix2pix-2d", {"base": 4, "levels": 2, "planes": "all"}).eval()
+    t1 = torch.rand(1, 1, 8, 12, 8)
+    mask = torch.zeros_like(t1)
+    mask[..., 2:6, 3:10, 1:7] = 1
+    pet, _ = model.synthesize(t1, mask)
+    torch.testing.assert_close(pet, (model(t1) * mask).clamp_min(0.0), rtol=1e-5, atol=1e-6)
+    assert float(pet[mask == 0].abs().max()) == 0.0
+
+
 def test_training_views_are_brain_slices_of_every_plane():
     model = build_model("pix2pix-2d", {"base": 4, "levels": 2, "slices_per_volume": 3})
     mask = torch.zeros(2, 1, 8, 10, 6)

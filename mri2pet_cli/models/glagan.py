@@ -8,7 +8,8 @@ is six convolutions (64, 128, 256, 512, 64, 1; 4x4x4 for the first four, 2x2x2 f
 BatchNorm and LeakyReLU, sigmoid at the end. Objective (eq. 8): adversarial + L1 + MS-SSIM + ROI.
 
 Choices the paper leaves open, also in the card (``card_notes``):
-- ``width`` scales every filter count (1.0 = the paper's 64, 64, 128, 64); the shipped weights use 0.5.
+- ``width`` scales every filter count (1.0 = the paper's 64, 64, 128, 64); the shipped weights use 0.25
+  (16, 16, 32, 16): the 2 s model-time budget on 2 CPU cores; 0.5 scored the same (card).
 - Patches: K = 2 halves along left-right, 4 adds anterior-posterior, 8 adds inferior-superior.
 - Discriminator strides 2 for the four 4x4x4 layers, 1 for the two 2x2x2 ones, padding 1 (any volume
   size gives logits: 6 x 7 x 6 on the model grid); it sees the PET alone
@@ -24,6 +25,7 @@ from __future__ import annotations
 import itertools
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .adversarial import AdversarialSynthesizer
@@ -87,6 +89,35 @@ def merge_patches(patches: list[torch.Tensor], shape: tuple[int, ...], k: int) -
     return out
 
 
+def _grouped_conv(convs: list[nn.Conv3d], x: torch.Tensor) -> torch.Tensor:
+    bias = None if convs[0].bias is None else torch.cat([c.bias for c in convs])
+    weight = torch.cat([c.weight for c in convs])
+    return F.conv3d(x, weight, bias, padding=convs[0].padding, groups=len(convs))
+
+
+def _grouped_batch_norm(norms: list[nn.BatchNorm3d], x: torch.Tensor) -> torch.Tensor:
+    stats = [torch.cat([getattr(n, key) for n in norms]) for key in ("running_mean", "running_var", "weight", "bias")]
+    return F.batch_norm(x, *stats, training=False, eps=norms[0].eps)
+
+
+def grouped_local_forward(generators: list[nn.Sequential], patches: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The K local generators on their K equal-sized patches as one grouped network (inference only).
+
+    The same arithmetic as running each generator on its patch, in one call per layer: at batch 1
+    PyTorch sends a narrow 3D convolution on a small patch to a slow native kernel (its oneDNN
+    heuristic wants N*C*D*H > 20480), but always sends a grouped one to oneDNN: 4x faster here.
+    """
+    x = torch.cat(patches, dim=1)
+    for blocks in zip(*generators):
+        bodies = [block.body for block in blocks]
+        y = _grouped_conv([b[0] for b in bodies], x)
+        y = F.leaky_relu(_grouped_batch_norm([b[1] for b in bodies], y), 0.2)
+        y = _grouped_batch_norm([b[4] for b in bodies], _grouped_conv([b[3] for b in bodies], y))
+        skip = x if isinstance(blocks[0].skip, nn.Identity) else _grouped_conv([b.skip for b in blocks], x)
+        x = F.leaky_relu(y + skip, 0.2)
+    return list(x.chunk(len(generators), dim=1))
+
+
 class GlobalLocalGenerator(nn.Module):
     def __init__(self, filters: tuple[int, ...], k: int, mode: str, suvr_max: float) -> None:
         super().__init__()
@@ -106,7 +137,11 @@ class GlobalLocalGenerator(nn.Module):
         if self.global_module is not None:
             parts.append(self.global_module(t1))
         if self.local_module is not None:
-            local = [g(p) for g, p in zip(self.local_module, split_patches(t1, self.k))]
+            patches = split_patches(t1, self.k)
+            if not self.training and len({p.shape for p in patches}) == 1:
+                local = grouped_local_forward(list(self.local_module), patches)
+            else:
+                local = [g(p) for g, p in zip(self.local_module, patches)]
             parts.append(merge_patches(local, tuple(t1.shape[-3:]), self.k))
         return self.suvr_max * torch.sigmoid(self.fuse(torch.cat(parts, dim=1)))
 
