@@ -22,11 +22,16 @@ def _filter(x: np.ndarray) -> np.ndarray:
     return ndimage.gaussian_filter(x, SIGMA, truncate=TRUNCATE, mode="reflect")
 
 
-def _ssim_maps(x: np.ndarray, y: np.ndarray, data_range: float) -> tuple[np.ndarray, np.ndarray]:
+def _local_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mx = _filter(x)
+    return mx, _filter(x * x) - mx * mx
+
+
+def _ssim_maps(x: np.ndarray, y: np.ndarray, data_range: float, x_stats=None) -> tuple[np.ndarray, np.ndarray]:
+    """SSIM and contrast-structure maps; ``x_stats`` (local mean and variance of x) when already known."""
     c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
-    mx, my = _filter(x), _filter(y)
-    vx = _filter(x * x) - mx * mx
-    vy = _filter(y * y) - my * my
+    mx, vx = x_stats if x_stats is not None else _local_stats(x)
+    my, vy = _local_stats(y)
     cov = _filter(x * y) - mx * my
     cs = (2 * cov + c2) / (vx + vy + c2)
     lum = (2 * mx * my + c1) / (mx * mx + my * my + c1)
@@ -58,22 +63,45 @@ def ssim_and_ms_ssim(
     multi_scale: bool = True,
 ) -> tuple[float, float | None]:
     """SSIM and MS-SSIM from one set of full-resolution maps (MS-SSIM's first scale is SSIM's)."""
-    ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
+    ref = np.asarray(reference, np.float64)
     data_range = data_range if data_range is not None else _range(ref, mask)
-    weights = np.asarray(MS_SSIM_WEIGHTS) / np.sum(MS_SSIM_WEIGHTS)
+    levels = _reference_levels(ref, mask, 1 + (len(MS_SSIM_WEIGHTS) - 1) * multi_scale)
+    return _ssim_and_ms_ssim(levels, np.asarray(test, np.float64), data_range)
+
+
+def ssim_and_ms_ssim_many(
+    reference: np.ndarray, tests: list[np.ndarray], mask: np.ndarray, data_range: float
+) -> list[tuple[float, float]]:
+    """:func:`ssim_and_ms_ssim` of several test images against one reference, its local statistics made once."""
+    levels = _reference_levels(np.asarray(reference, np.float64), mask, len(MS_SSIM_WEIGHTS))
+    return [_ssim_and_ms_ssim(levels, np.asarray(t, np.float64), data_range) for t in tests]
+
+
+def _reference_levels(ref: np.ndarray, mask: np.ndarray | None, count: int) -> list[tuple]:
+    """Per scale: the reference, its local statistics and the mask (halved from one scale to the next)."""
     m = None if mask is None else mask.astype(bool)
-    full, cs = _ssim_maps(ref, out, data_range)
-    single = _mean(full, m)
-    if not multi_scale:
-        return single, None
-    value = 1.0
-    for level, weight in enumerate(weights):
+    levels = []
+    for level in range(count):
         if level > 0:
-            ref, out = _halve(ref), _halve(out)
+            ref = _halve(ref)
             m = None if m is None else _halve(m.astype(np.float64)) > 0.5
-            full, cs = _ssim_maps(ref, out, data_range)
+        levels.append((ref, _local_stats(ref), m))
+    return levels
+
+
+def _ssim_and_ms_ssim(levels: list[tuple], out: np.ndarray, data_range: float) -> tuple[float, float | None]:
+    weights = np.asarray(MS_SSIM_WEIGHTS) / np.sum(MS_SSIM_WEIGHTS)
+    single, value = None, 1.0
+    for level, (ref, stats, m) in enumerate(levels):
+        if level > 0:
+            out = _halve(out)
+        full, cs = _ssim_maps(ref, out, data_range, stats)
+        if level == 0:
+            single = _mean(full, m)
+        if len(levels) == 1:
+            return single, None
         term = _mean(full if level == len(weights) - 1 else cs, m)
-        value *= max(term, 1e-6) ** weight
+        value *= max(term, 1e-6) ** weights[level]
     return single, float(value)
 
 

@@ -293,3 +293,25 @@ def test_a_card_below_its_baseline_gives_a_warning():
     assert below_baseline(card(0.09, 0.91)) is None
     assert "MAE 0.263 vs 0.135, SSIM 0.359 vs 0.850" in below_baseline(card(0.263, 0.359))
     assert below_baseline({"name": "m"}) is None
+
+
+def test_leave_one_out_baselines_equal_one_call_per_subject_on_the_others():
+    from mri2pet_cli.api import leave_one_out
+    from mri2pet_cli.dataset import Arrays
+    from mri2pet_cli.evaluation import mean_training_baseline, population_baseline
+    from mri2pet_cli.training import subset
+
+    rng = np.random.default_rng(0)
+    n, shape = 4, (12, 14, 12)
+    mask = np.zeros((n, *shape), np.float32)
+    mask[:, 2:10, 2:12, 2:10] = 1
+    pet = (rng.random((n, *shape)) * mask).astype(np.float32)
+    t1 = rng.random((n, *shape)).astype(np.float32)
+    cohort = Arrays([f"sub-{i}" for i in range(n)], t1, mask, pet, np.full(n, 70.0))
+    baselines = {"mean": mean_training_baseline, "population": population_baseline}
+    got = leave_one_out(baselines, cohort)
+    for name, baseline in baselines.items():
+        expected = []
+        for sid in cohort.ids:
+            expected += baseline(subset(cohort, [s for s in cohort.ids if s != sid]), subset(cohort, [sid]))
+        assert got[name] == expected
