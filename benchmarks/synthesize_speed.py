@@ -9,7 +9,7 @@ full-head field of view, the slowest kind).
 Runs in one process on the CPU, like a lab machine without a GPU. The first subject pays for loading
 deepbet and the templates; the table reports it apart. Also compares the model in float32 and in bf16
 autocast on the same inputs (speed, and the largest and mean absolute difference in SUVR).
-Writes benchmarks/out/synthesize_speed_<model>.json.
+Writes benchmarks/results/synthesize_speed_<model>[_neck].json.
 """
 
 from __future__ import annotations
