@@ -46,60 +46,45 @@ def _mean(values: np.ndarray, mask: np.ndarray | None) -> float:
 
 
 def ssim(reference: np.ndarray, test: np.ndarray, mask: np.ndarray | None = None, data_range: float | None = None):
-    return ssim_and_ms_ssim(reference, test, mask, data_range, multi_scale=False)[0]
+    ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
+    data_range = data_range if data_range is not None else _range(ref, mask)
+    return _mean(_ssim_maps(ref, out, data_range)[0], mask)
 
 
 def ms_ssim(reference: np.ndarray, test: np.ndarray, mask: np.ndarray | None = None, data_range: float | None = None):
     """Multi-scale SSIM over three scales (the grid is too small for five), weights renormalised."""
-    return ssim_and_ms_ssim(reference, test, mask, data_range)[1]
-
-
-def ssim_and_ms_ssim(
-    reference: np.ndarray,
-    test: np.ndarray,
-    mask: np.ndarray | None = None,
-    data_range: float | None = None,
-    *,
-    multi_scale: bool = True,
-) -> tuple[float, float | None]:
-    """SSIM and MS-SSIM from one set of full-resolution maps (MS-SSIM's first scale is SSIM's)."""
-    ref = np.asarray(reference, np.float64)
-    data_range = data_range if data_range is not None else _range(ref, mask)
-    levels = _reference_levels(ref, mask, 1 + (len(MS_SSIM_WEIGHTS) - 1) * multi_scale)
-    return _ssim_and_ms_ssim(levels, np.asarray(test, np.float64), data_range)
+    return ssim_and_ms_ssim_many(reference, [test], mask, data_range)[0][1]
 
 
 def ssim_and_ms_ssim_many(
-    reference: np.ndarray, tests: list[np.ndarray], mask: np.ndarray, data_range: float
+    reference: np.ndarray, tests: list[np.ndarray], mask: np.ndarray | None = None, data_range: float | None = None
 ) -> list[tuple[float, float]]:
-    """:func:`ssim_and_ms_ssim` of several test images against one reference, its local statistics made once."""
-    levels = _reference_levels(np.asarray(reference, np.float64), mask, len(MS_SSIM_WEIGHTS))
-    return [_ssim_and_ms_ssim(levels, np.asarray(t, np.float64), data_range) for t in tests]
+    """(SSIM, MS-SSIM) of each test image against one reference.
 
-
-def _reference_levels(ref: np.ndarray, mask: np.ndarray | None, count: int) -> list[tuple]:
-    """Per scale: the reference, its local statistics and the mask (halved from one scale to the next)."""
+    MS-SSIM's first scale is SSIM's maps, and the reference's local statistics at each scale are
+    made once for all the test images.
+    """
+    ref = np.asarray(reference, np.float64)
+    data_range = data_range if data_range is not None else _range(ref, mask)
     m = None if mask is None else mask.astype(bool)
-    levels = []
-    for level in range(count):
+    levels = []  # per scale: the reference, its local statistics, the mask
+    for level in range(len(MS_SSIM_WEIGHTS)):
         if level > 0:
             ref = _halve(ref)
             m = None if m is None else _halve(m.astype(np.float64)) > 0.5
         levels.append((ref, _local_stats(ref), m))
-    return levels
+    return [_ssim_and_ms_ssim(levels, np.asarray(t, np.float64), data_range) for t in tests]
 
 
-def _ssim_and_ms_ssim(levels: list[tuple], out: np.ndarray, data_range: float) -> tuple[float, float | None]:
+def _ssim_and_ms_ssim(levels: list[tuple], out: np.ndarray, data_range: float) -> tuple[float, float]:
     weights = np.asarray(MS_SSIM_WEIGHTS) / np.sum(MS_SSIM_WEIGHTS)
-    single, value = None, 1.0
+    single, value = 0.0, 1.0
     for level, (ref, stats, m) in enumerate(levels):
         if level > 0:
             out = _halve(out)
         full, cs = _ssim_maps(ref, out, data_range, stats)
         if level == 0:
             single = _mean(full, m)
-        if len(levels) == 1:
-            return single, None
         term = _mean(full if level == len(weights) - 1 else cs, m)
         value *= max(term, 1e-6) ** weights[level]
     return single, float(value)
@@ -133,7 +118,7 @@ def image_metrics(reference: np.ndarray, test: np.ndarray, mask: np.ndarray) -> 
     mask = mask.astype(bool)
     ref, out = np.asarray(reference, np.float64), np.asarray(test, np.float64)
     data_range = _range(ref, mask)
-    single, multi = ssim_and_ms_ssim(ref, out, mask, data_range)
+    [(single, multi)] = ssim_and_ms_ssim_many(ref, [out], mask, data_range)
     return {
         "mae": float(np.mean(np.abs(out[mask] - ref[mask]))),
         "mse": mean_squared_error(ref, out, mask),

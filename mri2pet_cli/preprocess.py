@@ -102,12 +102,8 @@ def without_neck(head: np.ndarray, affine: np.ndarray) -> np.ndarray:
     A long field of view with neck and shoulders otherwise pulls the centre of mass, where the
     registration starts, far below the brain.
     """
-    rows = np.flatnonzero(head.any(axis=(0, 1)))
-    if rows.size == 0:
-        return head
-    keep = int(np.ceil(HEAD_HEIGHT_MM / abs(float(np.linalg.norm(affine[:3, 2])))))
     out = head.copy()
-    out[:, :, : max(0, rows[-1] + 1 - keep)] = False
+    out[:, :, : _below_top(np.flatnonzero(head.any(axis=(0, 1))), affine)] = False
     return out
 
 
@@ -117,11 +113,15 @@ def slices_below_head(data: np.ndarray, affine: np.ndarray) -> int:
     if positive.size == 0:
         return 0
     head = data > 0.1 * np.percentile(positive, 99)
-    rows = np.flatnonzero(head.sum(axis=(0, 1)) >= 50)  # a slice of the head, not stray bright voxels
-    if rows.size == 0:
+    return _below_top(np.flatnonzero(head.sum(axis=(0, 1)) >= 50), affine)  # >= 50: not stray bright voxels
+
+
+def _below_top(head_slices: np.ndarray, affine: np.ndarray) -> int:
+    """The number of slices more than 200 mm below the highest of ``head_slices`` (0 without any)."""
+    if head_slices.size == 0:
         return 0
     keep = int(np.ceil(HEAD_HEIGHT_MM / abs(float(np.linalg.norm(affine[:3, 2])))))
-    return max(0, int(rows[-1]) + 1 - keep)
+    return max(0, int(head_slices[-1]) + 1 - keep)
 
 
 @lru_cache(maxsize=1)
