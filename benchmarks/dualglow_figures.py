@@ -33,6 +33,7 @@ from mri2pet_cli.dataset import load_arrays, prepare_dataset
 from mri2pet_cli.evaluation import predict
 from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
+from mri2pet_cli.uncertainty import interval_coverage
 from mri2pet_cli.weights import load_model
 
 AGES = (60.0, 70.0, 80.0, 90.0)
@@ -70,15 +71,26 @@ def true_age_curves(
     """
     from dataclasses import replace
 
+    import nibabel as nib
+
     from mri2pet_cli.preprocess import to_suvr
     from mri2pet_cli.resample import resample
-    from mri2pet_cli.simulate import SIM_GRID, draw_subject, render_subject
+    from mri2pet_cli.simulate import SIM_GRID, Subject, render_subject, subject_paths, truth_age_paths
 
-    seed = json.loads((data / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"]
     grid = default_grid()
     curves: dict[str, list[list[float]]] = {region: [] for region in REGIONS}
     for subject_id in subject_ids:
-        subject = draw_subject(seed, int(subject_id.split("-")[1]) - 1)
+        stored = [truth_age_paths(data, subject_id, age)["aged_pet" if brain_ages else "age_only_pet"] for age in AGES]
+        if all(path.exists() for path in stored):  # written by `simulate --truth-ages` (model grid)
+            brain = nib.load(str(subject_paths(data, subject_id)["truth_mask"])).get_fdata() > 0
+            suvrs = [to_suvr(nib.load(str(path)).get_fdata(dtype=np.float32), grid, brain)[0] for path in stored]
+            means = [region_means(suvr, brain, labels) for suvr in suvrs]
+            for region in curves:
+                curves[region].append([m[region] for m in means])
+            continue
+        # the subject as the cohort's simulator drew it (its version and variety), from its truth file:
+        # drawing it again by index gave the v1 subject and the v1 FDG model on a v2 cohort
+        subject = Subject(**json.loads(subject_paths(data, subject_id)["truth_json"].read_text())["subject"])
         means = []
         for age in AGES:
             brain_age = subject.brain_age + (age - subject.age) if brain_ages else subject.brain_age
@@ -99,17 +111,29 @@ def main() -> None:
     parser.add_argument("--max-subjects", type=int, default=25)
     parser.add_argument("--truth-subjects", type=int, default=25, help="as many as the model is scored on")
     parser.add_argument("--card", type=Path, default=None, help="write the figures into this model card")
+    parser.add_argument(
+        "--heldout",
+        action="store_true",
+        help="DATA is a cohort the model never saw (another simulator seed): score its first --max-subjects "
+        "subjects instead of the card's test split",
+    )
     args = parser.parse_args()
     torch.set_num_threads(2)
 
     model, card, _ = load_model("dual-glow", args.weights)
     records, _ = prepare_dataset(args.data)
     by_id = {r.subject_id: r for r in records}
-    split = card["training_data"]["split"]
-    test = load_arrays([by_id[s] for s in split["test"] if s in by_id][: args.max_subjects])
+    if args.heldout:
+        seed = json.loads((args.data / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"]
+        if seed == card["training_data"]["simulation"]["seed"]:
+            raise SystemExit(f"{args.data}: simulated with the training cohort's seed {seed}, not held out")
+        chosen = sorted(by_id)
+    else:
+        chosen = [s for s in card["training_data"]["split"]["test"] if s in by_id]
+    test = load_arrays([by_id[s] for s in chosen][: args.max_subjects])
     everyone = load_arrays(records)
     labels = template_maps(default_grid()).aal if test.t1.shape[1:] == default_grid().shape else None
-    out: dict = {"n_test": len(test.ids)}
+    out: dict = {"n_test": len(test.ids), "subjects": "held-out cohort" if args.heldout else "test split"}
     curves: dict = {"synthetic": {region: [] for region in REGIONS}, "metabolic": {}, "aged": {}}
 
     if labels is not None:
@@ -154,7 +178,7 @@ def main() -> None:
     for i in range(len(mean)):
         m = test.mask[i] > 0
         error = np.abs(mean[i] - test.pet[i])[m]
-        covered.append(float(np.mean(error <= 1.645 * std[i][m])))  # a Gaussian 90 % interval
+        covered.append(interval_coverage(error, std[i][m]))  # raw std, a Gaussian 90 % interval
         correlations.append(float(np.corrcoef(std[i][m], error)[0, 1]))
         std_voxels.append(std[i][m])
         error_voxels.append(error)

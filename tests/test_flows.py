@@ -293,3 +293,63 @@ def test_several_samples_keep_the_point_estimate_and_add_an_unbiased_std():
     )
     assert none is None and std is not None and (std > 0).any()
     torch.testing.assert_close(sampled, point)
+
+
+def v3_dual_glow(**options) -> DualGlow:
+    torch.manual_seed(0)
+    config = dict(levels=2, steps=1, hidden=8, relation_hidden=8, age_embedding=4, mean_network="unet")
+    model = DualGlow(**config, mean_base=4, mean_levels=2, pet_scale=1.0, **options).double()
+    volumes = torch.rand(3, 1, 8, 8, 8)
+    model.fit_data_statistics(volumes, 2 * volumes, torch.ones_like(volumes))
+    return randomize(model, seed=1)
+
+
+def test_v3_conditional_mean_is_a_shift_the_likelihood_does_not_see():
+    """The PET flow models PET - m(T1, age): moving the PET and m together leaves log p unchanged, and the
+    T = 0 decode is m plus the flow's inverse at the prior mean."""
+    model = v3_dual_glow().eval()
+    t1, age = torch.rand(2, 1, 8, 8, 8), torch.tensor([62.0, 81.0])
+    pet, mask = 1.0 + torch.rand(2, 1, 8, 8, 8), torch.ones(2, 1, 8, 8, 8)
+    before = model.log_likelihoods(t1, pet, age, mask=mask, dequantize=False)["log_p"]
+    with torch.no_grad():
+        model.mean_net.head.bias += 0.3  # m moves by 0.3 everywhere
+    after = model.log_likelihoods(t1, pet + 0.3, age, mask=mask, dequantize=False)["log_p"]
+    torch.testing.assert_close(after, before)
+
+    decoded, _ = model.synthesize(t1, mask, age, temperature=0.0)
+    age_in = model._age_inputs(age, 2, t1.device, drop=False)
+    z_m, _ = model.flow_m(model._to_flow(t1, model.t1_mean, model.t1_scale, dequantize=False))
+    priors, _ = model._priors(z_m, age_in)
+    residual = (model.flow_p.inverse([m for m, _ in priors]) - 0.5 / model.n_bins) * model.pet_scale
+    torch.testing.assert_close(decoded, (residual + model._pet_centre(t1, mask, age_in)).clamp_min(0.0))
+
+
+def test_v3_image_space_age_slope_moves_the_mean_per_decade():
+    model = v3_dual_glow().eval()
+    with torch.no_grad():
+        model.mean_age_slope.fill_(-0.05)
+    t1, mask = torch.rand(1, 1, 8, 8, 8), torch.ones(1, 1, 8, 8, 8)
+    centre = {a: model._pet_centre(t1, mask, model._age_inputs(torch.tensor([a]), 1, t1.device, drop=False))
+              for a in (60.0, 70.0, 90.0)}  # fmt: skip
+    torch.testing.assert_close(centre[90.0] - centre[60.0], torch.full_like(t1, -0.15))
+    unknown = model._pet_centre(t1, mask, model._age_inputs(None, 1, t1.device, drop=False))
+    torch.testing.assert_close(unknown, centre[70.0])  # no age: no slope term, as at age 70
+
+
+def test_v3_mean_network_starts_from_named_weights_and_stays_fixed(monkeypatch):
+    from mri2pet_cli import weights
+    from mri2pet_cli.models.unet import UNet3D
+
+    donor = randomize(UNet3D(base=4, levels=2).double(), seed=3)
+    monkeypatch.setattr(weights, "load_model", lambda name: (donor, {}, None))
+    model = v3_dual_glow(mean_init="unet")
+    model.fit_data_statistics(torch.rand(2, 1, 8, 8, 8), torch.rand(2, 1, 8, 8, 8), torch.ones(2, 1, 8, 8, 8))
+    for name, value in donor.state_dict().items():
+        torch.testing.assert_close(model.mean_net.state_dict()[name], value)
+    batch = {"t1": torch.rand(2, 1, 8, 8, 8), "mask": torch.ones(2, 1, 8, 8, 8), "age": torch.tensor([60.0, 80.0])}
+    batch["pet"] = 2 * batch["t1"]
+    model.training_losses(batch)["loss"].backward()
+    assert all(p.grad is None for p in model.mean_net.parameters())
+    assert model.mean_age_slope.grad is not None and model.mean_age_slope.grad.abs().sum() > 0
+    optimized = {id(p) for group in model.configure_optimizers(1e-3)[0].param_groups for p in group["params"]}
+    assert not any(id(p) in optimized for p in model.mean_net.parameters())

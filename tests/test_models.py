@@ -72,6 +72,20 @@ def test_every_registered_model_runs_on_a_tiny_volume(name):
     assert build_model(name, model.config()).config() == model.config()
 
 
+@pytest.mark.parametrize("name", model_names())
+def test_every_registered_model_synthesizes_under_bf16_autocast(name):
+    """`--precision bf16` (autocast) with a mask that leaves slices empty, as real brain masks do."""
+    from mri2pet_cli.evaluation import predict
+
+    model = build_model(name, TINY_CONFIGS.get(name)).eval()
+    t1 = np.random.default_rng(0).random((1, 16, 16, 16), dtype=np.float32)
+    mask = np.zeros_like(t1)
+    mask[:, 4:12, 4:12, 4:12] = 1.0
+    pet, _ = predict(model, t1, mask, np.array([70.0], dtype=np.float32), precision="bf16")
+    assert pet.dtype == np.float32 and pet.shape == t1.shape
+    assert np.isfinite(pet).all() and (pet[mask == 0] == 0).all()
+
+
 def test_missing_and_out_of_range_age():
     @register("needs-age-test", summary="test model that needs age", conditioning="age", age_required=True)
     class NeedsAge(Synthesizer):

@@ -23,6 +23,13 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
   decodes to the mean training PET at the start of training, and the flows learn the subject's deviation.
 - Squeeze (a choice): a 3D Haar squeeze with 1x1x1 convolutions that start as channel reversals, so each
   level's latent starts as that level's finest detail (``squeeze="plain"``: Glow's squeeze, random rotations).
+- Conditional mean (v3, ``mean_network="unet"``; the issue-17 design freedom): the PET flow models
+  (PET - m(T1, age)) / scale, with m a 3D U-Net of the T1 plus a per-voxel image-space age slope times
+  (age - 70) / 10 (zero where the age is unknown). A shift by a function of the conditioning inputs has
+  log-det 0, so the likelihood stays exact and sampling is m + the flow's draw. ``mean_init`` names a
+  registered model whose shipped weights start the U-Net (training only); ``mean_trainable=False`` keeps it
+  fixed (the CPU-trained v3 weights: the flows and age paths learn the residual around the `unet` model
+  trained on the same split). v1/v2 weights (``mean_network="none"``) centre on the mean training PET.
 - Paper size: 4 levels x 16 steps on V100s. Default here (2 CPU cores): 3 levels x 4 steps, width 32;
   ``full_size_config()`` gives the paper's.
 """
@@ -46,6 +53,7 @@ from .flows import (
     zero_ended_cnn,
 )
 from .registry import register
+from .unet import build_unet_layers, unet_forward
 
 AGE_BINS = (60.0, 70.0, 80.0, 90.0)
 AGE_CENTER, AGE_SPREAD = 70.0, 10.0
@@ -129,6 +137,11 @@ class DualGlow(Synthesizer):
         squeeze: str = "haar",
         age_levels: str = "all",
         top_reads_top_t1: bool = True,
+        mean_network: str = "none",
+        mean_base: int = 16,
+        mean_levels: int = 4,
+        mean_init: str | None = None,
+        mean_trainable: bool = False,
     ) -> None:
         super().__init__()
         self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -163,6 +176,17 @@ class DualGlow(Synthesizer):
         # mean training images on the model grid; empty until fit_data_statistics (then a constant centre)
         self.register_buffer("t1_mean", torch.zeros(0))
         self.register_buffer("pet_mean", torch.zeros(0))
+        # v3: the PET flow models the residual around a conditional mean image m(T1, age) (a U-Net and a
+        # per-voxel age slope); a shift, so the likelihood stays exact
+        if mean_network not in ("none", "unet"):
+            raise ValueError("mean_network must be 'none' (the mean training PET) or 'unet'")
+        self.mean_net: nn.Module | None = None
+        self.mean_init, self.mean_trainable, self.mean_levels = mean_init, mean_trainable, mean_levels
+        if mean_network == "unet":
+            self.mean_net = nn.Module()
+            build_unet_layers(self.mean_net, mean_base, mean_levels)
+            self.mean_net.requires_grad_(mean_trainable)
+            self.mean_age_slope = nn.Parameter(torch.zeros(0))  # grid-shaped, set in fit_data_statistics
 
     def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
         self.t1_mean = (t1 * mask).mean(dim=0, keepdim=True).to(self.t1_mean.dtype)
@@ -172,11 +196,26 @@ class DualGlow(Synthesizer):
         for i, slope in enumerate(self.age_slopes):
             shape = (1, self.flow_p.latent_channels[i], *(n // 2 ** (i + 1) for n in pet.shape[2:]))
             slope.data = torch.zeros(shape, device=slope.device, dtype=slope.dtype)
+        if self.mean_net is not None:
+            self.mean_age_slope.data = torch.zeros((1, 1, *pet.shape[2:]), device=pet.device, dtype=pet.dtype)
+            if self.mean_init:
+                self._init_mean_from(self.mean_init)
+
+    def _init_mean_from(self, name: str) -> None:
+        """Start the mean network from a registered model's shipped weights (a U-Net of the same size)."""
+        from ..weights import load_model
+
+        donor, _, files = load_model(name)
+        try:
+            self.mean_net.load_state_dict(donor.state_dict())
+        except RuntimeError as exc:
+            raise Mri2PetError(f"{files.weights}: not a U-Net of the mean network's size ({str(exc)[:100]})") from None
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # these have the training grid's shape, known only from the weights; .data keeps the parameter
         # object, so an optimizer built before loading still holds it
-        sized = {name: getattr(self, name) for name in ("t1_mean", "pet_mean", "age_slope")}
+        names = ("t1_mean", "pet_mean", "age_slope") + (("mean_age_slope",) if self.mean_net is not None else ())
+        sized = {name: getattr(self, name) for name in names}
         sized |= {f"age_slopes.{i}": slope for i, slope in enumerate(self.age_slopes)}
         for name, tensor in sized.items():
             if prefix + name in state_dict:
@@ -217,6 +256,9 @@ class DualGlow(Synthesizer):
                 "age slope, as the authors' release conditions every prior; v1 ('top'): the top prior only",
                 "top_reads_top_t1": "v2: the top prior's T1 context includes the top T1 latent (authors' release); "
                 "v1 read only the lower T1 latents",
+                "mean_network": "v3 ('unet'): the PET flow models the residual around m(T1, age), a 3D U-Net of the "
+                "T1 plus a per-voxel image-space age slope; the shift has log-det 0, so the likelihood stays exact; "
+                "'none' (v1/v2): the mean training PET",
             },
             "sampling": "the PET is always the decode of the prior mean (T = 0, deterministic, the estimate "
             "that is scored); --samples N > 1 adds the voxel-wise standard deviation of N draws at T = 1 "
@@ -226,8 +268,9 @@ class DualGlow(Synthesizer):
     def configure_optimizers(self, lr: float) -> list[torch.optim.Optimizer]:
         # AdaMax (section 4.1). The age slope is one linear map whose best value is far from 0; at the shared
         # rate it had moved a tenth of the way after 9 epochs, so it learns 10x faster (the loop reads lr_scale)
-        slopes = [self.age_slope, *self.age_slopes]
-        rest = [p for name, p in self.named_parameters() if name != "age_slope" and not name.startswith("age_slopes.")]
+        slopes = [self.age_slope, *self.age_slopes] + ([self.mean_age_slope] if self.mean_net is not None else [])
+        slope_ids = {id(p) for p in slopes}
+        rest = [p for p in self.parameters() if id(p) not in slope_ids and p.requires_grad]
         groups = [
             {"params": rest},
             {"params": slopes, "lr": lr * AGE_SLOPE_LR_SCALE, "lr_scale": AGE_SLOPE_LR_SCALE},
@@ -251,6 +294,14 @@ class DualGlow(Synthesizer):
 
     def _from_flow(self, y: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
         return (y - 0.5 / self.n_bins) * scale + self._centre(mean, scale, y)
+
+    def _pet_centre(self, t1: torch.Tensor, mask: torch.Tensor, age: dict[str, torch.Tensor]):
+        """What the PET flow is centred on: the mean training PET, or (v3) m(T1, age) inside the mask."""
+        if self.mean_net is None:
+            return self.pet_mean
+        with torch.set_grad_enabled(self.mean_trainable and torch.is_grad_enabled()):
+            mean = unet_forward(self.mean_net, t1, self.mean_levels)
+        return self._shift_by_age(mean, age, self.mean_age_slope) * mask
 
     def _age_inputs(self, age: torch.Tensor | None, batch: int, device, drop: bool) -> dict[str, torch.Tensor]:
         """Embedding per sample, (age - 70) / 10 (0 where unknown) and a bool 'age known' mask.
@@ -307,13 +358,16 @@ class DualGlow(Synthesizer):
         priors.append((mean, log_std))
         return priors, context
 
-    def log_likelihoods(self, t1, pet, age=None, *, dequantize=True, drop_age=False) -> dict[str, torch.Tensor]:
+    def log_likelihoods(
+        self, t1, pet, age=None, *, mask=None, dequantize=True, drop_age=False
+    ) -> dict[str, torch.Tensor]:
         """Per-sample log p(x_p | x_m, c) and log p(x_m) in the flows' scaled space, and the latents."""
+        age_in = self._age_inputs(age, t1.shape[0], t1.device, drop_age)
+        mask = torch.ones_like(t1) if mask is None else mask
         x_m = self._to_flow(t1, self.t1_mean, self.t1_scale, dequantize)
-        x_p = self._to_flow(pet, self.pet_mean, self.pet_scale, dequantize)
+        x_p = self._to_flow(pet, self._pet_centre(t1, mask, age_in), self.pet_scale, dequantize)
         z_m, logdet_m = self.flow_m(x_m)
         z_p, logdet_p = self.flow_p(x_p)
-        age_in = self._age_inputs(age, t1.shape[0], t1.device, drop_age)
         priors, context = self._priors(z_m, age_in)
         log_p = sum(gaussian_log_prob(z, m, s) for z, (m, s) in zip(z_p, priors)) + logdet_p
         zero = torch.zeros((), device=t1.device, dtype=z_m[0].dtype)
@@ -327,7 +381,7 @@ class DualGlow(Synthesizer):
 
     def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         t1, pet = batch["t1"] * batch["mask"], batch["pet"] * batch["mask"]
-        out = self.log_likelihoods(t1, pet, batch.get("age"), dequantize=True, drop_age=True)
+        out = self.log_likelihoods(t1, pet, batch.get("age"), mask=batch["mask"], dequantize=True, drop_age=True)
         dims = t1[0].numel()
         nll = -(out["log_p"] + self.lam * out["log_m"]) / dims
         losses = {"nll": nll.mean(), "bpd": self.bits_per_dim(out["log_p"], dims).mean()}
@@ -350,18 +404,20 @@ class DualGlow(Synthesizer):
     def synthesize(self, t1, mask, age=None, *, samples=1, temperature=1.0, generator=None):
         """One draw at ``temperature`` (the API's default for one sample is T = 0, the prior mean's decode);
         with ``samples`` > 1 the PET is the T = 0 decode and the std is that of the draws."""
+        age_in = self._age_inputs(age, t1.shape[0], t1.device, drop=False)
         x_m = self._to_flow(t1 * mask, self.t1_mean, self.t1_scale, dequantize=False)
         z_m, _ = self.flow_m(x_m)
-        priors, _ = self._priors(z_m, self._age_inputs(age, t1.shape[0], t1.device, drop=False))
-        draws = [self._decode(priors, mask, temperature, generator) for _ in range(samples)]
+        priors, _ = self._priors(z_m, age_in)
+        centre = self._pet_centre(t1 * mask, mask, age_in)
+        draws = [self._decode(priors, centre, mask, temperature, generator) for _ in range(samples)]
         if samples == 1:
             return draws[0], None
-        return self._decode(priors, mask, 0.0, generator), torch.stack(draws).std(dim=0, unbiased=True)
+        return self._decode(priors, centre, mask, 0.0, generator), torch.stack(draws).std(dim=0, unbiased=True)
 
-    def _decode(self, priors, mask, temperature: float, generator) -> torch.Tensor:
+    def _decode(self, priors, centre, mask, temperature: float, generator) -> torch.Tensor:
         z_p = []
         for mean, log_std in priors:
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
             z_p.append(mean + temperature * torch.exp(log_std) * noise)
-        pet = self._from_flow(self.flow_p.inverse(z_p), self.pet_mean, self.pet_scale)
+        pet = self._from_flow(self.flow_p.inverse(z_p), centre, self.pet_scale)
         return (pet * mask).clamp_min(0.0)

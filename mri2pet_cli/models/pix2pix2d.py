@@ -108,7 +108,7 @@ class Pix2Pix2D(AdversarialSynthesizer):
                 brain = to_slices(mask, axis).flatten(1).amax(1) > 0
                 predicted = slices.new_zeros(slices.shape)
                 if brain.any():
-                    predicted[brain] = self._predict(slices[brain])
+                    predicted[brain] = self._predict(slices[brain]).to(predicted.dtype)  # bf16 under autocast
             total = total + from_slices(predicted, t1.shape[0], axis)
         return total / len(planes)
 
