@@ -61,8 +61,13 @@ def read_transform(path: str | Path) -> np.ndarray:
     return transform_to_ras(sitk.ReadTransform(str(path)))
 
 
+# Fitted on a 5 mm copy: against the simulator's true bias field the residual in the brain is the same as
+# at 4 mm (3.56 vs 3.57 % sd, 5 neck scans; benchmarks/n4_accuracy.py) in about 60 % of the time.
+N4_SHRINK_MM = 5.0
+
+
 def n4_bias_correct(
-    data: np.ndarray, affine: np.ndarray, shrink_to_mm: float = 4.0, first_slice: int = 0
+    data: np.ndarray, affine: np.ndarray, shrink_to_mm: float = N4_SHRINK_MM, first_slice: int = 0
 ) -> np.ndarray:
     """N4 bias-field correction fitted on a downsampled copy, applied at full resolution.
 

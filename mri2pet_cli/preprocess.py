@@ -30,7 +30,7 @@ from .console import stage
 from .errors import ProcessingError
 from .grid import ModelGrid, default_grid, grid_for_spacing
 from .io import load_volume
-from .itk import n4_bias_correct, register_affine, to_sitk, transform_to_ras
+from .itk import N4_SHRINK_MM, n4_bias_correct, register_affine, to_sitk, transform_to_ras
 from .names import check_name
 from .resample import resample
 
@@ -318,7 +318,12 @@ def preprocess(
     stage("N4 bias correction")
     below_head = slices_below_head(data, ras.affine)
     corrected = n4_bias_correct(data, ras.affine, first_slice=below_head)
-    lap("n4_bias_correction", shrink_to_mm=4.0, iterations=[50, 50, 30], slices_below_head_not_fitted=below_head)
+    lap(
+        "n4_bias_correction",
+        shrink_to_mm=N4_SHRINK_MM,
+        iterations=[50, 50, 30],
+        slices_below_head_not_fitted=below_head,
+    )
 
     stage(f"brain extraction ({skull_strip})")
     if skull_strip == "deepbet":
