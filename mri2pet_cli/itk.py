@@ -62,7 +62,7 @@ def read_transform(path: str | Path) -> np.ndarray:
 
 
 # Fitted on a 5 mm copy: against the simulator's true bias field the residual in the brain is the same as
-# at 4 mm (3.56 vs 3.57 % sd, 5 neck scans; benchmarks/n4_accuracy.py) in about 60 % of the time.
+# at 4 mm (3.56 vs 3.57 % sd, 5 neck scans; benchmarks/n4_accuracy.py) in about half the time.
 N4_SHRINK_MM = 5.0
 
 
