@@ -64,6 +64,7 @@ def read_transform(path: str | Path) -> np.ndarray:
 # Fitted on a 5 mm copy: against the simulator's true bias field the residual in the brain is the same as
 # at 4 mm (3.56 vs 3.57 % sd, 5 neck scans; benchmarks/n4_accuracy.py) in about half the time.
 N4_SHRINK_MM = 5.0
+N4_ITERATIONS = (50, 50, 30)  # per fitting level
 
 
 def n4_bias_correct(
@@ -74,24 +75,31 @@ def n4_bias_correct(
     Fitted on the slices from ``first_slice`` up (third array axis); the slices below keep the bias
     of the lowest fitted one: a long field of view's neck and shoulders cost N4 time and hold no brain.
     """
-    shifted = affine.copy()
-    shifted[:3, 3] += affine[:3, 2] * first_slice
-    log_bias = _n4_log_bias(np.ascontiguousarray(data[:, :, first_slice:]), shifted, shrink_to_mm)
-    if first_slice:
-        log_bias = np.concatenate([np.repeat(log_bias[:, :, :1], first_slice, axis=2), log_bias], axis=2)
+    log_bias = n4_log_bias(data, affine, shrink_to_mm, first_slice)
     return (np.asarray(data, dtype=np.float32) / np.exp(log_bias)).astype(np.float32)
 
 
-def _n4_log_bias(data: np.ndarray, affine: np.ndarray, shrink_to_mm: float) -> np.ndarray:
-    image = to_sitk(data, affine)
-    spacing = np.asarray(image.GetSpacing())
-    factors = [max(1, int(round(shrink_to_mm / s))) for s in spacing]
+def n4_log_bias(
+    data: np.ndarray,
+    affine: np.ndarray,
+    shrink_to_mm: float = N4_SHRINK_MM,
+    first_slice: int = 0,
+    iterations: tuple[int, ...] = N4_ITERATIONS,
+) -> np.ndarray:
+    """The log bias field N4 fits (see :func:`n4_bias_correct`), on the full grid of ``data``."""
+    shifted = affine.copy()
+    shifted[:3, 3] += affine[:3, 2] * first_slice
+    image = to_sitk(np.ascontiguousarray(data[:, :, first_slice:]), shifted)
+    factors = [max(1, int(round(shrink_to_mm / s))) for s in image.GetSpacing()]
     small = sitk.Shrink(image, factors)
     mask = sitk.OtsuThreshold(small, 0, 1, 200)
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
-    n4.SetMaximumNumberOfIterations([50, 50, 30])
+    n4.SetMaximumNumberOfIterations(list(iterations))
     n4.Execute(small, mask)
-    return from_sitk(n4.GetLogBiasFieldAsImage(image))
+    log_bias = from_sitk(n4.GetLogBiasFieldAsImage(image))
+    if first_slice:
+        log_bias = np.concatenate([np.repeat(log_bias[:, :, :1], first_slice, axis=2), log_bias], axis=2)
+    return log_bias
 
 
 def coarsen(image: sitk.Image, target_mm: float = 2.0) -> sitk.Image:

@@ -30,7 +30,7 @@ from .console import stage
 from .errors import ProcessingError
 from .grid import ModelGrid, default_grid, grid_for_spacing
 from .io import load_volume
-from .itk import N4_SHRINK_MM, n4_bias_correct, register_affine, to_sitk, transform_to_ras
+from .itk import N4_ITERATIONS, N4_SHRINK_MM, n4_bias_correct, register_affine, to_sitk, transform_to_ras
 from .names import check_name
 from .resample import resample
 
@@ -321,7 +321,7 @@ def preprocess(
     lap(
         "n4_bias_correction",
         shrink_to_mm=N4_SHRINK_MM,
-        iterations=[50, 50, 30],
+        iterations=list(N4_ITERATIONS),
         slices_below_head_not_fitted=below_head,
     )
 

@@ -449,20 +449,28 @@ def pet_to_t1(subject: Subject) -> np.ndarray:
     return rigid(subject.pet_offset_rotation_deg, subject.pet_offset_shift_mm)
 
 
+def t1_grid(subject: Subject) -> tuple[np.random.Generator, np.ndarray, tuple, np.ndarray]:
+    """The raw T1's grid (affine, shape) and field-of-view centre, and the subject's T1 random stream
+    after drawing them (the bias field and the noise come next, in that order)."""
+    rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 2]))
+    to_mni = native_to_mni(subject)
+    center = np.linalg.inv(to_mni)[:3] @ np.append(BRAIN_CENTER_MNI, 1.0) + rng.uniform(-5, 5, 3)
+    fov = (200.0, 250.0, 230.0)
+    if subject_version(subject) >= 2:
+        fov, center = field_of_view(subject.extras.get("variety", {}), np.linalg.inv(to_mni), fov, center)
+    affine, shape = oriented_affine(subject.t1_orientation, subject.t1_spacing_mm, fov, center)
+    return rng, affine, shape, center
+
+
 def native_t1(subject: Subject, volumes: SubjectVolumes) -> nib.Nifti1Image:
     """The raw T1 as a scanner would store it: pose, orientation, bias field, Rician noise, int16.
 
     Version 2 adds the subject's scan variety (scan_variety.py): neck, cut field of view, thick
     slices, motion ringing (the origin offset and low contrast are already in its pose and scanner).
     """
-    rng = np.random.default_rng(np.random.SeedSequence([*subject.extras["stream"], 2]))
+    rng, affine, shape, center = t1_grid(subject)
     to_mni = native_to_mni(subject)
-    center = np.linalg.inv(to_mni)[:3] @ np.append(BRAIN_CENTER_MNI, 1.0) + rng.uniform(-5, 5, 3)
-    fov = (200.0, 250.0, 230.0)
     variety = subject.extras.get("variety", {})
-    if subject_version(subject) >= 2:
-        fov, center = field_of_view(variety, np.linalg.inv(to_mni), fov, center)
-    affine, shape = oriented_affine(subject.t1_orientation, subject.t1_spacing_mm, fov, center)
     if subject_version(subject) >= 2:
         clean = _render_t1_v2(subject, volumes, affine, shape, to_mni)
     else:

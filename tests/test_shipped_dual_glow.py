@@ -12,8 +12,9 @@ from mri2pet_cli.weights import load_model
 
 # v2 simulator, frontal SUVR per decade of age with the T1 fixed: +0.024 "age only", -0.038 with the atrophy of
 # those years ("aged"; benchmarks/dualglow_figures.py on 30 held-out subjects). The shipped v3 weights give -0.011
-# (docs/models.md): this checks that `--age` moves the PET, not that it matches either truth.
-FRONTAL_CHANGE_60_TO_90 = 0.008
+# (docs/models.md, the "aged" direction): this checks that the shipped weights keep doing what the docs say,
+# not that they match either truth.
+FRONTAL_DROP_60_TO_90 = 0.008
 
 
 def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproducibly(simulated_cohort_v2):
@@ -33,7 +34,7 @@ def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproduc
     np.testing.assert_array_equal(first[0], again[0])
     assert first[1] is not None and first[1][0][mask].mean() > 0
 
-    # the learned age effect moves frontal SUVR
+    # the learned age effect: frontal SUVR falls with the age given
     labels_in_brain = template_maps(default_grid()).aal * mask
     frontal_at = {
         age: mean_in_labels(
@@ -41,4 +42,4 @@ def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproduc
         )
         for age in (60.0, 90.0)
     }
-    assert abs(frontal_at[60.0] - frontal_at[90.0]) > FRONTAL_CHANGE_60_TO_90
+    assert frontal_at[60.0] - frontal_at[90.0] > FRONTAL_DROP_60_TO_90
