@@ -5,9 +5,12 @@
 Draws ``--samples`` PETs at T = 1 for each validation and test subject of the card's split. The point
 estimate is the T = 0 decode (as `synthesize` writes it). Fits the factor on the validation voxels
 (`mri2pet_cli.uncertainty`), then reports on the test split, before and after scaling: the 90 % interval
-coverage of voxel errors and of AAL regional errors (region std = std of the region's mean across draws),
-and the std-|error| correlation at voxel and region level. ``--write`` stores the factor in the card
-(the weights file and its sha256 are unchanged). Writes benchmarks/results/dualglow_calibration.json.
+coverage of voxel errors and of AAL regional errors, and the std-|error| correlation at voxel and region
+level. Regions two ways: "draws" (std of the region's mean across draws, x the voxel factor) and
+"per-region" (mean voxel std in the region x a factor per region fitted on validation,
+`uncertainty.region_std_scales`; what the region table of `synthesize --samples` reports).
+``--write`` stores the factors in the card (the weights file and its sha256 are unchanged).
+Writes benchmarks/results/dualglow_calibration.json.
 """
 
 from __future__ import annotations
@@ -19,13 +22,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri2pet_cli.atlas import template_maps
+from mri2pet_cli.atlas import aal_names, template_maps
 from mri2pet_cli.dataset import load_arrays, prepare_dataset
 from mri2pet_cli.evaluation import predict
 from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
-from mri2pet_cli.uncertainty import Z90, interval_coverage, std_scale_for_coverage
+from mri2pet_cli.uncertainty import (
+    Z90,
+    interval_coverage,
+    region_mean_std,
+    region_std_scales,
+    std_scale_for_coverage,
+)
 from mri2pet_cli.weights import load_model
+
+REGIONS = sorted(aal_names())
 
 
 def draws_of(model, arrays, samples: int, temperature: float):
@@ -40,32 +51,46 @@ def draws_of(model, arrays, samples: int, temperature: float):
 
 
 def region_errors(point, draws, truth, mask, labels):
-    regions = [r for r in np.unique(labels[mask]) if r > 0]
-    err, std = [], []
-    for r in regions:
+    """Per AAL region (REGIONS order; NaN where absent): error of the mean, std of the mean across draws,
+    and mean voxel std."""
+    err, std = np.full(len(REGIONS), np.nan), np.full(len(REGIONS), np.nan)
+    for i, r in enumerate(REGIONS):
         sel = mask & (labels == r)
-        err.append(point[sel].mean() - truth[sel].mean())
-        std.append(np.std([d[sel].mean() for d in draws], ddof=1))
-    return np.array(err), np.array(std)
+        if sel.any():
+            err[i] = point[sel].mean() - truth[sel].mean()
+            std[i] = np.std([d[sel].mean() for d in draws], ddof=1)
+    return err, std, region_mean_std(draws.std(axis=0, ddof=1), labels, mask, REGIONS)
 
 
-def collect(results, arrays, labels):
-    voxel_err, voxel_std, reg_err, reg_std = [], [], [], []
+def collect(results, arrays, labels) -> dict:
+    """Voxel errors and stds (flat), and (subjects, regions) matrices of regional errors and stds."""
+    out = {key: [] for key in ("voxel_err", "voxel_std", "region_err", "region_draw_std", "region_mean_std")}
     for (point, draws), truth, mask in zip(results, arrays.pet, arrays.mask > 0):
-        voxel_err.append((point - truth)[mask])
-        voxel_std.append(draws.std(axis=0, ddof=1)[mask])
-        e, s = region_errors(point, draws, truth, mask, labels)
-        reg_err.append(e)
-        reg_std.append(s)
-    return [np.concatenate(v) for v in (voxel_err, voxel_std, reg_err, reg_std)]
+        out["voxel_err"].append((point - truth)[mask])
+        out["voxel_std"].append(draws.std(axis=0, ddof=1)[mask])
+        for key, value in zip(("region_err", "region_draw_std", "region_mean_std"), region_errors(
+            point, draws, truth, mask, labels
+        )):  # fmt: skip
+            out[key].append(value)
+    return {k: np.concatenate(v) if k.startswith("voxel") else np.stack(v) for k, v in out.items()}
 
 
-def summary(voxel_err, voxel_std, reg_err, reg_std, scale: float) -> dict:
+def correlation(std: np.ndarray, err: np.ndarray) -> float:
+    ok = np.isfinite(std) & np.isfinite(err)
+    return float(np.corrcoef(std[ok], np.abs(err[ok]))[0, 1])
+
+
+def summary(part: dict, scale: float, region_scales: np.ndarray) -> dict:
+    region_err = part["region_err"]
+    ok = np.isfinite(region_err)
+    per_region = part["region_mean_std"] * region_scales
     return {
-        "voxel_coverage_90": interval_coverage(voxel_err, voxel_std, scale),
-        "region_coverage_90": interval_coverage(reg_err, reg_std, scale),
-        "voxel_std_abs_error_r": float(np.corrcoef(voxel_std, np.abs(voxel_err))[0, 1]),
-        "region_std_abs_error_r": float(np.corrcoef(reg_std, np.abs(reg_err))[0, 1]),
+        "voxel_coverage_90": interval_coverage(part["voxel_err"], part["voxel_std"], scale),
+        "voxel_std_abs_error_r": correlation(part["voxel_std"], part["voxel_err"]),
+        "region_coverage_90_draws": interval_coverage(region_err[ok], part["region_draw_std"][ok], scale),
+        "region_std_abs_error_r_draws": correlation(part["region_draw_std"], region_err),
+        "region_coverage_90": interval_coverage(region_err[ok], per_region[ok]),
+        "region_std_abs_error_r": correlation(per_region, region_err),
     }
 
 
@@ -90,15 +115,26 @@ def main() -> None:
         arrays = load_arrays([by_id[s] for s in split[name]])
         parts[name] = collect(draws_of(model, arrays, args.samples, args.temperature), arrays, labels)
         print(f"{name}: {len(arrays.ids)} subjects drawn", flush=True)
-    scale = std_scale_for_coverage(parts["validation"][0], parts["validation"][1])
+    validation = parts["validation"]
+    scale = std_scale_for_coverage(validation["voxel_err"], validation["voxel_std"])
+    region_scales = region_std_scales(validation["region_err"], validation["region_mean_std"])
+    ones = np.ones(len(REGIONS))
     result = {
         "samples": args.samples,
         "temperature": args.temperature,
         "interval": f"point estimate (T = 0) +- {Z90:.3f} x std of the draws",
         "std_scale": scale,
         "n": {name: len(split[name]) for name in parts},
-        "validation": {"before": summary(*parts["validation"], 1.0), "after": summary(*parts["validation"], scale)},
-        "test": {"before": summary(*parts["test"], 1.0), "after": summary(*parts["test"], scale)},
+        "region_std_scale": {
+            "median": float(np.median(region_scales)),
+            "min": float(region_scales.min()),
+            "max": float(region_scales.max()),
+        },  # fmt: skip
+        "validation": {
+            "before": summary(validation, 1.0, ones),
+            "after": summary(validation, scale, region_scales),
+        },
+        "test": {"before": summary(parts["test"], 1.0, ones), "after": summary(parts["test"], scale, region_scales)},
     }
     print(json.dumps(result, indent=2))
     out = Path(__file__).parent / "results" / "dualglow_calibration.json"
@@ -106,9 +142,11 @@ def main() -> None:
     if args.write:
         card["uncertainty_calibration"] = {
             "std_scale": round(scale, 4),
+            "region_std_scale": {str(r): round(float(f), 4) for r, f in zip(REGIONS, region_scales)},
             "samples": args.samples,
             "temperature": args.temperature,
-            "fitted_on": f"validation split ({len(split['validation'])} subjects), voxel errors in the brain mask",
+            "fitted_on": f"validation split ({len(split['validation'])} subjects): voxel errors in the brain mask "
+            "(std_scale) and AAL regional mean errors against the mean voxel std (region_std_scale)",
             "test_after": result["test"]["after"],
             "test_before": result["test"]["before"],
             "command": "python benchmarks/dualglow_calibration.py --data runs/cohort-v2 --write",

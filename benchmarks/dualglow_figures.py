@@ -138,10 +138,19 @@ def main() -> None:
 
     if labels is not None:
         synthetic = curves["synthetic"]
+        # weights with a measured age-only effect: the subject's own age as the scan age (--scan-age)
+        out["synthetic_series"] = (
+            "T1 at the subject's age, age-only change"
+            if model.supports_scan_age()
+            else ("each age taken as the age at the scan")
+        )
         for i in range(len(test.ids)):
             means = []
+            scan = test.age[i : i + 1] if model.supports_scan_age() and np.isfinite(test.age[i]) else None
             for age in AGES:
-                pet, _ = predict(model, test.t1[i : i + 1], test.mask[i : i + 1], np.array([age], np.float32))
+                pet, _ = predict(
+                    model, test.t1[i : i + 1], test.mask[i : i + 1], np.array([age], np.float32), scan_age=scan
+                )
                 means.append(region_means(pet[0], test.mask[i], labels))
             for region in synthetic:
                 synthetic[region].append([m[region] for m in means])

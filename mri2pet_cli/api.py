@@ -32,6 +32,7 @@ class SynthesisOptions:
     temperature: float | None = None  # None: 0 for one sample (point estimate); draws at 1 for the std of several
     seed: int = 0
     overwrite: bool = False
+    scan_age: float | None = None  # the T1's age when the PET is wanted for another age (age-only effect)
 
 
 def check_age(age: float | None, model: str, subject: str) -> None:
@@ -130,6 +131,11 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     clock = time.perf_counter()
     loaded = cached_model(options.model, options.weights)
     timings["load_model"] = time.perf_counter() - clock
+    if options.scan_age is not None and not loaded[0].supports_scan_age():
+        raise Mri2PetError(
+            f"{loaded[2].weights}: model {options.model} has no measured age-only effect, so --scan-age cannot "
+            "be used with it (dual-glow v4 weights have one)"
+        )
     try:
         pre = preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip, qc=options.qc)
     except Mri2PetError as exc:
@@ -147,7 +153,10 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
         records.append(record)
         means.append(record["key_regions_suvr"])
     paths = age_series_paths(out_dir, sid, options.model)
-    _write_age_curve(series, means, paths, f"{sid}: synthetic PET against age ({options.model})", options.overwrite)
+    title = f"{sid}: synthetic PET against age ({options.model})"
+    if options.scan_age is not None:
+        title += f"; T1 at {options.scan_age:g}, age-only change"
+    _write_age_curve(series, means, paths, title, options.overwrite)
     result = dict(records[-1])
     result["age_series"] = {
         "ages": series,
@@ -158,6 +167,12 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     return result
 
 
+def _interval_note(intervals: dict | None) -> str:
+    if intervals is None:
+        return "none: the model card has no per-region calibration for these samples and temperature"
+    return "interval90_suvr in the region table: +- half-width of a 90 % interval, per-region factors from the card"
+
+
 def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, age, tag_age, timings) -> dict:
     from .atlas import template_maps
     from .evaluation import predict
@@ -165,7 +180,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     from .metrics import image_metrics
     from .preprocess import grid_to_native, model_output_to_suvr, registration_check_table
     from .report import montage, roi_table, synthesis_panels, write_html, write_roi_csv
-    from .uncertainty import calibrated_std
+    from .uncertainty import calibrated_std, region_intervals
 
     model, card, files = loaded
     sid = subject.subject_id
@@ -179,6 +194,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         pre.t1[None],
         pre.mask[None].astype(np.float32),
         None if age is None else np.array([age], dtype=np.float32),
+        scan_age=None if options.scan_age is None else np.array([options.scan_age], dtype=np.float32),
         device=device,
         precision=options.precision,
         samples=options.samples,
@@ -186,10 +202,12 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         seed=options.seed,
     )
     pet, level = model_output_to_suvr(mean[0], pre.grid, pre.mask)
-    std_grid, std_note = None, ""
+    labels = template_maps(pre.grid).aal
+    std_grid, std_note, intervals = None, "", None
     if std is not None:
         scaled, std_note = calibrated_std(std[0], card, options.samples, temperature)
         std_grid = np.where(pre.mask, scaled / level, 0.0).astype(np.float32)
+        intervals = region_intervals(std[0] / level, labels, pre.mask, card, options.samples, temperature)
     timings["model"] = time.perf_counter() - clock
 
     stage("writing")
@@ -203,12 +221,13 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         what_std = f"mri2pet {__version__} sample std SUVR, model {options.model}"
         save_volume(grid_to_native(std_grid, pre), paths["std_native"], like=native_img, description=what_std, **write)
         save_volume(std_grid, paths["std_mni"], affine=grid_affine, description=what_std, **write)
-    labels = template_maps(pre.grid).aal
     native_per_mni = 1.0 / abs(float(np.linalg.det(pre.native_to_mni[:3, :3])))
-    rows = roi_table(pet, labels, pre.mask, pre.grid, native_per_mni)
+    rows = roi_table(pet, labels, pre.mask, pre.grid, native_per_mni, intervals)
     write_roi_csv(rows, paths["roi_csv"], overwrite=options.overwrite)
     metrics = image_metrics(pre.pet, pet, pre.mask) if pre.pet is not None else None
     title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {age:g}" if age is not None else "")
+    if options.scan_age is not None:
+        title += f" (T1 at {options.scan_age:g}, age-only change)"
     note = (
         f"PET shown: the point estimate (T = 0); std of {options.samples} samples at temperature {temperature:g}; "
         f"{std_note}."
@@ -229,6 +248,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
             "reference_pet": None if subject.pet is None else str(Path(subject.pet).resolve()),
         },
         "age": age,
+        **({"scan_age": options.scan_age} if options.scan_age is not None else {}),
         "model": {
             "name": options.model,
             "weights": str(Path(files.weights).resolve()),
@@ -240,6 +260,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
             "samples": options.samples,
             "temperature": temperature,
             **({"std": std_note} if sampled else {}),
+            **({"region_intervals": _interval_note(intervals)} if sampled else {}),
             "seed": options.seed,
             "precision": options.precision,
             "skull_strip": options.skull_strip,

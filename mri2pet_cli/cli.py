@@ -532,6 +532,15 @@ def synthesize(
             "Without it, dual-glow uses its learned 'age unknown' input.",
         ),
     ] = None,
+    scan_age: Annotated[
+        float | None,
+        typer.Option(
+            metavar="YEARS",
+            help="Age at which the T1 was taken, when the PET is wanted for another --age: this brain at that "
+            "age, anatomy as in the T1 (dual-glow: the measured age-only effect). Without it each --age is "
+            "taken as the age at the scan.",
+        ),
+    ] = None,
     weights: Annotated[
         Path | None, typer.Option(metavar="FILE", help="Weights file (.pt) with its card (.json) beside it.")
     ] = None,
@@ -581,6 +590,10 @@ def synthesize(
     ages = age or []
     for value in ages:
         check_age(value, model, "--age")
+    if scan_age is not None:
+        check_age(scan_age, model, "--scan-age")
+        if not ages:
+            raise Mri2PetError("--scan-age goes with the age (--age) the PET is wanted for")
     dev = resolve_device(device)
     subjects = find_subjects(
         inputs, pet=reference_pet, with_pet=use_dataset_pet, age=ages[0] if len(ages) == 1 else None
@@ -589,6 +602,8 @@ def synthesize(
         raise Mri2PetError(f"an age series (--age given {len(ages)} times) goes with exactly one T1")
     if len(ages) > 1 and info.conditioning != "age":
         raise Mri2PetError(f"model {model} does not use age: an age series needs an age-conditioned model")
+    if scan_age is not None and len(subjects) != 1:
+        raise Mri2PetError(f"--scan-age goes with one T1, not {len(subjects)}")
     if info.conditioning == "none" and ages:  # a table's ages are recorded quietly
         say(f"note: model {model} does not use age; --age is recorded but has no effect", event="note", error=True)
     part = parse_shard(shard) if shard else None
@@ -605,6 +620,7 @@ def synthesize(
         seed=seed,
         overwrite=overwrite,
         qc=qc,
+        scan_age=scan_age,
     )
     work = functools.partial(run_synthesis, out_dir=out_dir, options=options, ages=ages if len(ages) > 1 else None)
     result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label="synthesizing")

@@ -33,12 +33,18 @@ ORIENTATION = {"sagittal": ("P", "A", "S", "I"), "coronal": ("L", "R", "S", "I")
 
 
 def roi_table(
-    pet: np.ndarray, labels: np.ndarray, mask: np.ndarray, grid: ModelGrid, native_per_mni: float = 1.0
+    pet: np.ndarray,
+    labels: np.ndarray,
+    mask: np.ndarray,
+    grid: ModelGrid,
+    native_per_mni: float = 1.0,
+    intervals: dict[int, float] | None = None,
 ) -> list[dict]:
     """Mean, std and volume of the PET in each of the 116 AAL regions (inside the brain mask).
 
     Volumes are counted on the MNI model grid; ``native_per_mni`` (the inverse of the registration's
-    volume scaling) turns them into the subject's native volume.
+    volume scaling) turns them into the subject's native volume. ``intervals``: the half-width of each
+    region's calibrated 90 % interval (sampling models), added as ``interval90_suvr``.
     """
     rows = []
     for value, name in aal_names().items():
@@ -54,14 +60,18 @@ def roi_table(
                 "volume_native_ml": n * grid.voxel_volume_ml * native_per_mni,
             }
         )
+        if intervals is not None:
+            rows[-1]["interval90_suvr"] = intervals.get(value, float("nan"))
     return rows
 
 
 def write_roi_csv(rows: list[dict], path: Path, *, overwrite: bool) -> Path:
-    lines = ["label,region,mean_suvr,std_suvr,volume_mni_ml,volume_native_ml"]
+    with_interval = bool(rows) and "interval90_suvr" in rows[0]
+    lines = ["label,region,mean_suvr,std_suvr,volume_mni_ml,volume_native_ml" + (",interval90_suvr" * with_interval)]
     lines += [
         f"{r['label']},{r['region']},{r['mean_suvr']:.4f},{r['std_suvr']:.4f},"
         f"{r['volume_mni_ml']:.2f},{r['volume_native_ml']:.2f}"
+        + (f",{r['interval90_suvr']:.4f}" if with_interval else "")
         for r in rows
     ]
     return write_text_atomic("\n".join(lines) + "\n", path, overwrite=overwrite)
@@ -214,8 +224,10 @@ def write_html(
         else ""
     )
     timings = html_table(["step", "seconds"], [[k, f"{v:.1f}"] for k, v in record["timings_s"].items()])
+    with_interval = bool(roi_rows) and "interval90_suvr" in roi_rows[0]
     regions = html_table(
-        ["label", "region", "mean SUVR", "std", "volume MNI (ml)", "volume native (ml)"],
+        ["label", "region", "mean SUVR", "std", "volume MNI (ml)", "volume native (ml)"]
+        + ["90 % interval (+- SUVR)"] * with_interval,
         [
             [
                 r["label"],
@@ -225,6 +237,7 @@ def write_html(
                 fmt(r["volume_mni_ml"], 1),
                 fmt(r["volume_native_ml"], 1),
             ]
+            + ([fmt(r["interval90_suvr"])] if with_interval else [])
             for r in roi_rows
         ],
     )

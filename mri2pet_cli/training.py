@@ -208,6 +208,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
             provenance["new_parameters"] = load_state(
                 model, initial, options.init_weights, architecture=options.model, partial=True
             )
+        model.fit_cohort(options.data, split["train"])
 
     if ranks.writes:  # the log holds this run's epochs only: none on a fresh start, the checkpoint's on resume
         write_text_atomic("".join(json.dumps(h) + "\n" for h in history), run_dir / "history.jsonl", overwrite=True)

@@ -57,6 +57,7 @@ def test_help_reads_well(command):
         (["synthesize", "README.md"], "not a NIfTI file name"),
         (["synthesize", "README.md", "--skull-strip", "foo"], "unknown --skull-strip 'foo'"),
         (["synthesize", "README.md", "--age", "20"], "outside 30-100"),
+        (["synthesize", "README.md", "--scan-age", "70"], "--scan-age goes with the age"),
         (["synthesize", "README.md", "--qc", "lax"], "unknown --qc"),
         (["synthesize", "README.md", "--temperature", "-1"], "negative"),
         (["synthesize", "README.md", "--model", "dual-glo"], "did you mean 'dual-glow'"),

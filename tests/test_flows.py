@@ -353,3 +353,44 @@ def test_v3_mean_network_starts_from_named_weights_and_stays_fixed(monkeypatch):
     assert model.mean_age_slope.grad is not None and model.mean_age_slope.grad.abs().sum() > 0
     optimized = {id(p) for group in model.configure_optimizers(1e-3)[0].param_groups for p in group["params"]}
     assert not any(id(p) in optimized for p in model.mean_net.parameters())
+
+
+def test_v4_scan_age_adds_the_measured_age_only_change_and_nothing_else():
+    """--age A --scan-age S: conditioned on S, plus the measured slope x (A - S) / 10; S = A is the plain PET."""
+    model = v3_dual_glow(age_only_effect=True).eval()
+    model.age_only_slope = torch.full((1, 1, 8, 8, 8), 0.02, dtype=torch.float64)
+    with torch.no_grad():
+        model.mean_net.head.bias += 3.0  # a PET well above 0, so the clamp at 0 does not bite
+    t1, mask = torch.rand(1, 1, 8, 8, 8, dtype=torch.float64), torch.ones(1, 1, 8, 8, 8, dtype=torch.float64)
+    scan = torch.tensor([72.0])
+
+    def pet(age: float, scan_age=scan) -> torch.Tensor:
+        return model.synthesize(t1, mask, torch.tensor([age]), temperature=0.0, scan_age=scan_age)[0]
+
+    torch.testing.assert_close(pet(90.0) - pet(60.0), torch.full_like(t1, 0.06))
+    torch.testing.assert_close(pet(72.0), pet(72.0, scan_age=None))
+    assert not torch.allclose(pet(90.0, scan_age=None), pet(90.0))  # without a scan age: a person of 90
+
+    reloaded = v3_dual_glow(age_only_effect=True)
+    reloaded.load_state_dict(model.state_dict())
+    torch.testing.assert_close(reloaded.age_only_slope, model.age_only_slope)
+
+
+def test_scan_age_needs_a_measured_age_only_effect_and_both_ages():
+    model = v3_dual_glow().eval()
+    t1, mask = torch.rand(1, 1, 8, 8, 8, dtype=torch.float64), torch.ones(1, 1, 8, 8, 8, dtype=torch.float64)
+    with pytest.raises(Mri2PetError, match="no measured age-only effect"):
+        model.synthesize(t1, mask, torch.tensor([80.0]), scan_age=torch.tensor([70.0]))
+    model.age_only_slope = torch.zeros(1, 1, 8, 8, 8, dtype=torch.float64)
+    with pytest.raises(Mri2PetError, match="both"):
+        model.synthesize(t1, mask, None, scan_age=torch.tensor([70.0]))
+
+
+def test_age_only_effect_is_kept_from_initial_weights_on_data_without_simulator_truth(tmp_path):
+    model = v3_dual_glow(age_only_effect=True)
+    with pytest.raises(Mri2PetError, match="no simulator truth"):
+        model.fit_cohort(str(tmp_path), ["sub-001"])
+    measured = torch.full((1, 1, 8, 8, 8), 0.02, dtype=torch.float64)
+    model.age_only_slope = measured.clone()  # as loaded from --init-weights
+    model.fit_cohort(str(tmp_path), ["sub-001"])
+    torch.testing.assert_close(model.age_only_slope, measured)

@@ -108,6 +108,9 @@ def test_dual_glow_age_series_with_uncertainty(simulated_cohort, tmp_path):
     for name in (p.name for p in folder.iterdir()):  # BIDS: entity labels are alphanumeric
         for entity in name.split(".")[0].split("_")[1:-1]:
             assert entity.split("-")[1].isalnum(), name
+    # weights without a measured age-only effect cannot say what this brain looks like at another age
+    refused = runner.invoke(app, [*args, "--age", "85", "--scan-age", "70"])
+    assert refused.exit_code != 0 and "no measured age-only effect" in refused.output
 
 
 def _synthesize_twice(t1, tmp_path, *options: str) -> list[dict[str, bytes]]:

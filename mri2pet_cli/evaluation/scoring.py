@@ -48,6 +48,7 @@ def predict(
     mask: np.ndarray,
     age: np.ndarray | None = None,
     *,
+    scan_age: np.ndarray | None = None,
     device=None,
     precision: str = "fp32",
     samples: int = 1,
@@ -58,6 +59,7 @@ def predict(
 
     The defaults (one sample at temperature 0) give a sampling model's point estimate: the PET
     decoded from the mean of its conditional prior. Models that do not sample ignore both.
+    ``scan_age``: the T1s' ages when the PET is wanted for another ``age`` (models with an age-only effect).
     """
     import torch
 
@@ -71,8 +73,11 @@ def predict(
         a = None
         if age is not None and np.isfinite(age[i]):
             a = torch.tensor([float(age[i])], device=device)
+        extra = {} if scan_age is None else {"scan_age": torch.tensor([float(scan_age[i])], device=device)}
         with torch.no_grad(), autocast(device, precision):
-            mean, std = model.synthesize(x, m, a, samples=samples, temperature=temperature, generator=generator)
+            mean, std = model.synthesize(
+                x, m, a, samples=samples, temperature=temperature, generator=generator, **extra
+            )
         means.append(mean.float().cpu().numpy()[0, 0])
         stds.append(None if std is None else std.float().cpu().numpy()[0, 0])
     return np.stack(means), (None if stds[0] is None else np.stack(stds))

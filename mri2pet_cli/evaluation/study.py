@@ -225,7 +225,11 @@ def age_trend_rows(inputs: StudyInputs) -> tuple[list[dict], dict[str, list[dict
 
 
 def counterfactual_rows(inputs: StudyInputs, device) -> tuple[list[dict], list[str]]:
-    """Age series of each age-conditioned model against the simulator's counterfactual truth."""
+    """Age series of each age-conditioned model against the simulator's counterfactual truth.
+
+    A model with a measured age-only effect is given each subject's own age as the scan age
+    (`synthesize --scan-age`): this brain at each age; the others are given each age as the age at the scan.
+    """
     from ..simulate import truth_age_paths
     from .scoring import predict
 
@@ -255,20 +259,26 @@ def counterfactual_rows(inputs: StudyInputs, device) -> tuple[list[dict], list[s
                 suvr, _ = to_suvr(nib.load(str(path)).get_fdata(dtype=np.float32), inputs.grid, brain)
                 series.append(trends.trend_region_means(suvr, arrays.mask[i], labels))
             per_subject[kind].append(trends.series_slopes(COUNTERFACTUAL_AGES, series))
+    messages = []
     for name, model in inputs.age_models.items():
+        with_scan_age = model.supports_scan_age()
+        if with_scan_age:
+            messages.append(f"counterfactual age series: {name} with each subject's own age as the scan age")
         with tracked(f"age series {name}", len(with_truth)) as advance:
             per_subject[name] = []
             for i in with_truth:
                 ages = np.array(COUNTERFACTUAL_AGES, np.float32)
                 stack = np.repeat(arrays.t1[i : i + 1], len(ages), axis=0)
                 masks = np.repeat(arrays.mask[i : i + 1], len(ages), axis=0)
-                pets, _ = predict(model, stack, masks, ages, device=device)
+                scan = np.full(len(ages), arrays.age[i], np.float32)
+                known = with_scan_age and np.isfinite(arrays.age[i])
+                pets, _ = predict(model, stack, masks, ages, scan_age=scan if known else None, device=device)
                 brain = arrays.mask[i] > 0  # as `synthesize --age` writes it: SUVR of the model's output
                 suvrs = [model_output_to_suvr(p, inputs.grid, brain)[0] for p in pets]
                 series = [trends.trend_region_means(p, arrays.mask[i], labels) for p in suvrs]
                 per_subject[name].append(trends.series_slopes(COUNTERFACTUAL_AGES, series))
                 advance(arrays.ids[i])
-    return trends.summarise_series(per_subject), []
+    return trends.summarise_series(per_subject), messages
 
 
 def key_region_values(inputs: StudyInputs) -> dict[str, list[dict[str, float]]]:

@@ -30,6 +30,14 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
     def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
         """Called once with the training set (N, 1, D, H, W) before training starts; most models ignore it."""
 
+    def fit_cohort(self, data_dir: str, subject_ids: list[str]) -> None:
+        """Called once before training starts, after any initial weights are loaded, with the training
+        subjects' data folder (what a model measures on the cohort itself); most models ignore it."""
+
+    def supports_scan_age(self) -> bool:
+        """Whether ``synthesize`` takes ``scan_age`` (a measured age-only effect from the scan age to the age)."""
+        return False
+
     def training_only_prefixes(self) -> tuple[str, ...]:
         """State-dict prefixes of parameters that only training uses (discriminators): not shipped."""
         return ()

@@ -30,6 +30,12 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
   registered model whose shipped weights start the U-Net (training only); ``mean_trainable=False`` keeps it
   fixed (the CPU-trained v3 weights: the flows and age paths learn the residual around the `unet` model
   trained on the same split). v1/v2 weights (``mean_network="none"``) centre on the mean training PET.
+- Age-only effect (v4, ``age_only_effect=True``): "this brain at another age". The age at the scan
+  conditions everything above (what a person of that age with this T1 looks like, learned from pairs);
+  a PET for another age adds a measured map x (age - scan age) / 10, the metabolic change of those years
+  with the anatomy fixed. Pairs cannot give that map (the age stands in for atrophy the T1 does not
+  show: `mri2pet_cli.age_effect`), so it is measured on the simulator's renderings of the training
+  subjects at 60 and 90 with the anatomy fixed (``fit_cohort``). A shift by the inputs: exact likelihood.
 - Paper size: 4 levels x 16 steps on V100s. Default here (2 CPU cores): 3 levels x 4 steps, width 32;
   ``full_size_config()`` gives the paper's.
 """
@@ -142,6 +148,7 @@ class DualGlow(Synthesizer):
         mean_levels: int = 4,
         mean_init: str | None = None,
         mean_trainable: bool = False,
+        age_only_effect: bool = False,
     ) -> None:
         super().__init__()
         self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -187,6 +194,9 @@ class DualGlow(Synthesizer):
             build_unet_layers(self.mean_net, mean_base, mean_levels)
             self.mean_net.requires_grad_(mean_trainable)
             self.mean_age_slope = nn.Parameter(torch.zeros(0))  # grid-shaped, set in fit_data_statistics
+        # v4: SUVR change per decade of age with the anatomy fixed, measured in fit_cohort (grid-shaped)
+        self.age_only_effect = age_only_effect
+        self.register_buffer("age_only_slope", torch.zeros(0))
 
     def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
         self.t1_mean = (t1 * mask).mean(dim=0, keepdim=True).to(self.t1_mean.dtype)
@@ -211,10 +221,36 @@ class DualGlow(Synthesizer):
         except RuntimeError as exc:
             raise Mri2PetError(f"{files.weights}: not a U-Net of the mean network's size ({str(exc)[:100]})") from None
 
+    def fit_cohort(self, data_dir: str, subject_ids: list[str]) -> None:
+        """``age_only_effect``: measure the age-only slope on the training subjects' simulator renderings at
+        60 and 90 with the anatomy fixed (rendered once, cached in the cohort's truth folder)."""
+        if not self.age_only_effect:
+            return
+        from ..age_effect import has_simulator_truth, metabolic_age_slope
+        from ..console import stage
+        from ..grid import default_grid
+
+        if not has_simulator_truth(data_dir, subject_ids):
+            if self.age_only_slope.numel():  # fine-tuning on a lab's data: keep the measured map
+                stage("keeping the initial weights' age-only effect (the data has no simulator truth to measure it)")
+                return
+            raise Mri2PetError(
+                f"{data_dir}: age_only_effect is measured on a cohort from `mri2pet simulate`, and this one has "
+                "no simulator truth (start from weights that have it, or set age_only_effect false)"
+            )
+
+        grid = default_grid()
+        if tuple(self.pet_mean.shape[2:]) != grid.shape:
+            raise Mri2PetError(f"{data_dir}: the age-only effect is measured on the model grid {grid.shape}")
+        stage(f"measuring the age-only effect on {len(subject_ids)} training subjects (simulator renderings)")
+        slope = metabolic_age_slope(data_dir, subject_ids, grid)
+        self.age_only_slope = torch.from_numpy(slope)[None, None].to(self.pet_mean)
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # these have the training grid's shape, known only from the weights; .data keeps the parameter
         # object, so an optimizer built before loading still holds it
-        names = ("t1_mean", "pet_mean", "age_slope") + (("mean_age_slope",) if self.mean_net is not None else ())
+        names = ("t1_mean", "pet_mean", "age_slope", "age_only_slope")
+        names += ("mean_age_slope",) if self.mean_net is not None else ()
         sized = {name: getattr(self, name) for name in names}
         sized |= {f"age_slopes.{i}": slope for i, slope in enumerate(self.age_slopes)}
         for name, tensor in sized.items():
@@ -259,6 +295,10 @@ class DualGlow(Synthesizer):
                 "mean_network": "v3 ('unet'): the PET flow models the residual around m(T1, age), a 3D U-Net of the "
                 "T1 plus a per-voxel image-space age slope; the shift has log-det 0, so the likelihood stays exact; "
                 "'none' (v1/v2): the mean training PET",
+                "age_only_effect": "v4: a PET for another age than the scan age (--scan-age) adds a measured map x "
+                "(age - scan age) / 10: the simulator's metabolic change with the anatomy fixed, averaged over the "
+                "training subjects' renderings at 60 and 90 (pairs cannot separate it from atrophy the T1 does "
+                "not show: mri2pet_cli/age_effect.py). Without --scan-age the age is the age at the scan",
             },
             "sampling": "the PET is always the decode of the prior mean (T = 0, deterministic, the estimate "
             "that is scored); --samples N > 1 adds the voxel-wise standard deviation of N draws at T = 1 "
@@ -400,15 +440,33 @@ class DualGlow(Synthesizer):
         losses["loss"] = loss
         return losses
 
+    def supports_scan_age(self) -> bool:
+        return bool(self.age_only_slope.numel())
+
+    def _age_only_shift(self, age, scan_age) -> torch.Tensor:
+        """The measured age-only change from the scan age to ``age``."""
+        if not self.age_only_slope.numel():
+            raise Mri2PetError("these DUAL-GLOW weights have no measured age-only effect (a scan age needs v4 weights)")
+        if age is None or not bool(torch.isfinite(age).all() and torch.isfinite(scan_age).all()):
+            raise Mri2PetError("an age-only change needs both the age of the PET and the age at the scan")
+        decades = ((age - scan_age).to(self.age_only_slope) / AGE_SPREAD).reshape(-1, 1, 1, 1, 1)
+        return decades * self.age_only_slope
+
     @torch.no_grad()
-    def synthesize(self, t1, mask, age=None, *, samples=1, temperature=1.0, generator=None):
+    def synthesize(self, t1, mask, age=None, *, samples=1, temperature=1.0, generator=None, scan_age=None):
         """One draw at ``temperature`` (the API's default for one sample is T = 0, the prior mean's decode);
-        with ``samples`` > 1 the PET is the T = 0 decode and the std is that of the draws."""
-        age_in = self._age_inputs(age, t1.shape[0], t1.device, drop=False)
+        with ``samples`` > 1 the PET is the T = 0 decode and the std is that of the draws.
+
+        ``scan_age`` (v4): the age at which the T1 was taken, when the PET is wanted for another ``age``:
+        the model is conditioned on the scan age and the measured age-only change is added.
+        """
+        age_in = self._age_inputs(age if scan_age is None else scan_age, t1.shape[0], t1.device, drop=False)
         x_m = self._to_flow(t1 * mask, self.t1_mean, self.t1_scale, dequantize=False)
         z_m, _ = self.flow_m(x_m)
         priors, _ = self._priors(z_m, age_in)
         centre = self._pet_centre(t1 * mask, mask, age_in)
+        if scan_age is not None:
+            centre = centre + self._age_only_shift(age, scan_age) * mask
         draws = [self._decode(priors, centre, mask, temperature, generator) for _ in range(samples)]
         if samples == 1:
             return draws[0], None
