@@ -8,7 +8,8 @@ estimate is the T = 0 decode (as `synthesize` writes it). Fits the factor on the
 coverage of voxel errors and of AAL regional errors, and the std-|error| correlation at voxel and region
 level. Regions two ways: "draws" (std of the region's mean across draws, x the voxel factor) and
 "per-region" (mean voxel std in the region x a factor per region fitted on validation,
-`uncertainty.region_std_scales`; what the region table of `synthesize --samples` reports).
+`uncertainty.region_std_scales`, shrinkage by leave-one-subject-out likelihood on validation;
+what the region table of `synthesize --samples` reports).
 ``--write`` stores the factors in the card (the weights file and its sha256 are unchanged).
 Writes benchmarks/results/dualglow_calibration.json.
 """
@@ -29,6 +30,7 @@ from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
 from mri2pet_cli.uncertainty import (
     Z90,
+    chosen_region_shrink,
     interval_coverage,
     region_mean_std,
     region_std_scales,
@@ -117,7 +119,8 @@ def main() -> None:
         print(f"{name}: {len(arrays.ids)} subjects drawn", flush=True)
     validation = parts["validation"]
     scale = std_scale_for_coverage(validation["voxel_err"], validation["voxel_std"])
-    region_scales = region_std_scales(validation["region_err"], validation["region_mean_std"])
+    shrink = chosen_region_shrink(validation["region_err"], validation["region_mean_std"])
+    region_scales = region_std_scales(validation["region_err"], validation["region_mean_std"], shrink=shrink)
     ones = np.ones(len(REGIONS))
     result = {
         "samples": args.samples,
@@ -125,6 +128,7 @@ def main() -> None:
         "interval": f"point estimate (T = 0) +- {Z90:.3f} x std of the draws",
         "std_scale": scale,
         "n": {name: len(split[name]) for name in parts},
+        "region_shrink_subjects": shrink,
         "region_std_scale": {
             "median": float(np.median(region_scales)),
             "min": float(region_scales.min()),
@@ -143,6 +147,7 @@ def main() -> None:
         card["uncertainty_calibration"] = {
             "std_scale": round(scale, 4),
             "region_std_scale": {str(r): round(float(f), 4) for r, f in zip(REGIONS, region_scales)},
+            "region_shrink_subjects": shrink,
             "samples": args.samples,
             "temperature": args.temperature,
             "fitted_on": f"validation split ({len(split['validation'])} subjects): voxel errors in the brain mask "

@@ -31,7 +31,7 @@ def interval_coverage(errors: np.ndarray, stds: np.ndarray, scale: float = 1.0) 
     return float(np.mean(np.abs(errors) <= Z90 * scale * stds))
 
 
-REGION_SHRINK_SUBJECTS = 5.0  # pseudo-subjects pulling a region's factor towards the pooled one
+REGION_SHRINK_SUBJECTS = 5.0  # default pseudo-subjects pulling a region's factor towards the pooled one
 
 
 def region_mean_std(std: np.ndarray, labels: np.ndarray, mask: np.ndarray, regions: list[int]) -> np.ndarray:
@@ -45,12 +45,14 @@ def region_mean_std(std: np.ndarray, labels: np.ndarray, mask: np.ndarray, regio
     return out
 
 
-def region_std_scales(errors: np.ndarray, stds: np.ndarray, coverage: float = 0.90) -> np.ndarray:
+def region_std_scales(
+    errors: np.ndarray, stds: np.ndarray, coverage: float = 0.90, shrink: float = REGION_SHRINK_SUBJECTS
+) -> np.ndarray:
     """One factor per region (columns of the (subjects, regions) arrays of regional errors and mean voxel
     stds) so that +- Z90 x factor x std covers ``coverage`` of all the errors given.
 
     A region's relative size is its root mean square of error / std, shrunk towards the pooled one by
-    ``REGION_SHRINK_SUBJECTS`` (a validation split has few subjects per region); one common factor
+    ``shrink`` pseudo-subjects (a validation split has few subjects per region); one common factor
     then sets the pooled coverage.
     """
     ratio_sq = (errors / np.maximum(stds, 1e-12)) ** 2
@@ -58,9 +60,25 @@ def region_std_scales(errors: np.ndarray, stds: np.ndarray, coverage: float = 0.
     pooled = float(ratio_sq[valid].mean())
     count = valid.sum(axis=0)
     own = np.where(valid, ratio_sq, 0.0).sum(axis=0)
-    relative = np.sqrt((own + REGION_SHRINK_SUBJECTS * pooled) / (count + REGION_SHRINK_SUBJECTS))
+    relative = np.sqrt((own + shrink * pooled) / (count + shrink))
     common = std_scale_for_coverage(errors[valid], (stds * relative)[valid], coverage)
     return common * relative
+
+
+def chosen_region_shrink(errors: np.ndarray, stds: np.ndarray, candidates=(0.5, 1, 2, 5, 10, 20, 50)) -> float:
+    """The shrinkage (pseudo-subjects) whose factors, fitted without each subject in turn, give that
+    subject's regional errors the highest Gaussian log-likelihood (leave-one-subject-out)."""
+
+    def held_out_log_likelihood(shrink: float) -> float:
+        total = 0.0
+        for k in range(len(errors)):
+            rest = np.arange(len(errors)) != k
+            sigma = stds[k] * region_std_scales(errors[rest], stds[rest], shrink=shrink) / Z90
+            ok = np.isfinite(errors[k]) & np.isfinite(sigma)
+            total += float(np.sum(-np.log(sigma[ok]) - 0.5 * (errors[k][ok] / sigma[ok]) ** 2))
+        return total
+
+    return float(max(candidates, key=held_out_log_likelihood))
 
 
 def region_intervals(

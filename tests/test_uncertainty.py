@@ -6,6 +6,7 @@ import pytest
 from mri2pet_cli.uncertainty import (
     Z90,
     calibrated_std,
+    chosen_region_shrink,
     interval_coverage,
     region_intervals,
     region_std_scales,
@@ -76,3 +77,13 @@ def test_region_table_carries_the_intervals_into_the_csv_only_when_given(tmp_pat
     assert text[0].endswith(",interval90_suvr") and text[1].endswith(",0.0500")
     plain = write_roi_csv(roi_table(pet, labels, mask, grid), tmp_path / "b.csv", overwrite=False)
     assert "interval" not in plain.read_text()
+
+
+def test_shrinkage_is_chosen_by_held_out_subjects():
+    rng = np.random.default_rng(2)
+    stds = np.full((15, 40), 0.03)
+    same = rng.normal(0.0, 2.0 * stds)  # every region errs alike: pool
+    differ = rng.normal(0.0, np.linspace(0.5, 6.0, 40) * stds)  # regions differ a lot: keep them apart
+    candidates = (0.5, 2, 50)
+    assert chosen_region_shrink(same, stds, candidates) == 50
+    assert chosen_region_shrink(differ, stds, candidates) < 50
