@@ -23,22 +23,22 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri2pet_cli.atlas import aal_names, template_maps
+from mri2pet_cli.atlas import template_maps
 from mri2pet_cli.dataset import load_arrays, prepare_dataset
 from mri2pet_cli.evaluation import predict
+from mri2pet_cli.evaluation.features import region_order, regional_values
 from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
 from mri2pet_cli.uncertainty import (
     Z90,
     chosen_region_shrink,
     interval_coverage,
-    region_mean_std,
     region_std_scales,
     std_scale_for_coverage,
 )
 from mri2pet_cli.weights import load_model
 
-REGIONS = sorted(aal_names())
+REGIONS = region_order()  # the column order of regional_values
 
 
 def draws_of(model, arrays, samples: int, temperature: float):
@@ -55,13 +55,9 @@ def draws_of(model, arrays, samples: int, temperature: float):
 def region_errors(point, draws, truth, mask, labels):
     """Per AAL region (REGIONS order; NaN where absent): error of the mean, std of the mean across draws,
     and mean voxel std."""
-    err, std = np.full(len(REGIONS), np.nan), np.full(len(REGIONS), np.nan)
-    for i, r in enumerate(REGIONS):
-        sel = mask & (labels == r)
-        if sel.any():
-            err[i] = point[sel].mean() - truth[sel].mean()
-            std[i] = np.std([d[sel].mean() for d in draws], ddof=1)
-    return err, std, region_mean_std(draws.std(axis=0, ddof=1), labels, mask, REGIONS)
+    err = regional_values(point, labels, mask) - regional_values(truth, labels, mask)
+    std = np.std([regional_values(d, labels, mask) for d in draws], axis=0, ddof=1)
+    return err, std, regional_values(draws.std(axis=0, ddof=1), labels, mask)
 
 
 def collect(results, arrays, labels) -> dict:

@@ -68,37 +68,15 @@ def true_age_curves(
     """Regional SUVR of the simulator's noise-free PET (model grid) at each of AGES.
 
     ``brain_ages``: the brain age (atrophy) moves with the age; otherwise only the chronological age changes.
+    The files `simulate --truth-ages` writes are read where they exist; the rest is rendered and stored there.
     """
-    from dataclasses import replace
-
-    import nibabel as nib
-
-    from mri2pet_cli.preprocess import to_suvr
-    from mri2pet_cli.resample import resample
-    from mri2pet_cli.simulate import SIM_GRID, Subject, render_subject, subject_paths, truth_age_paths
+    from mri2pet_cli.age_effect import counterfactual_suvr
 
     grid = default_grid()
     curves: dict[str, list[list[float]]] = {region: [] for region in REGIONS}
     for subject_id in subject_ids:
-        stored = [truth_age_paths(data, subject_id, age)["aged_pet" if brain_ages else "age_only_pet"] for age in AGES]
-        if all(path.exists() for path in stored):  # written by `simulate --truth-ages` (model grid)
-            brain = nib.load(str(subject_paths(data, subject_id)["truth_mask"])).get_fdata() > 0
-            suvrs = [to_suvr(nib.load(str(path)).get_fdata(dtype=np.float32), grid, brain)[0] for path in stored]
-            means = [region_means(suvr, brain, labels) for suvr in suvrs]
-            for region in curves:
-                curves[region].append([m[region] for m in means])
-            continue
-        # the subject as the cohort's simulator drew it (its version and variety), from its truth file:
-        # drawing it again by index gave the v1 subject and the v1 FDG model on a v2 cohort
-        subject = Subject(**json.loads(subject_paths(data, subject_id)["truth_json"].read_text())["subject"])
-        means = []
-        for age in AGES:
-            brain_age = subject.brain_age + (age - subject.age) if brain_ages else subject.brain_age
-            volumes = render_subject(replace(subject, age=age, brain_age=brain_age))
-            pet = resample(volumes.pet_mni, SIM_GRID.affine, grid.shape, grid.affine, order=1, antialias=True)
-            brain = resample(volumes.brain.astype(np.float32), SIM_GRID.affine, grid.shape, grid.affine) > 0.5
-            suvr, _ = to_suvr(pet, grid, brain)
-            means.append(region_means(suvr, brain, labels))
+        suvrs = [counterfactual_suvr(data, subject_id, age, grid, aged=brain_ages) for age in AGES]
+        means = [region_means(suvr, brain, labels) for suvr, brain in suvrs]
         for region in curves:
             curves[region].append([m[region] for m in means])
     return curves

@@ -45,8 +45,11 @@ def has_simulator_truth(data_dir: str | Path, subject_ids: list[str]) -> bool:
     return all(subject_paths(Path(data_dir), s)["truth_json"].exists() for s in subject_ids)
 
 
-def age_only_suvr(data_dir: Path, subject_id: str, age: float, grid: ModelGrid) -> tuple[np.ndarray, np.ndarray]:
-    """SUVR on the model grid of the subject at ``age`` with its anatomy fixed, and its brain mask.
+def counterfactual_suvr(
+    data_dir: Path, subject_id: str, age: float, grid: ModelGrid, *, aged: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """SUVR on the model grid of the subject at ``age`` with its anatomy fixed ("age only"), or with its
+    brain aged by those years too (``aged``); and the subject's brain mask as simulated.
 
     Reads the file `simulate --truth-ages` writes where it exists; otherwise renders it and stores it
     there (about 5 s per rendering).
@@ -56,12 +59,12 @@ def age_only_suvr(data_dir: Path, subject_id: str, age: float, grid: ModelGrid) 
 
     subject = truth_subject(data_dir, subject_id)
     brain = nib.load(str(subject_paths(data_dir, subject_id)["truth_mask"])).get_fdata() > 0
-    path = truth_age_paths(data_dir, subject_id, age)["age_only_pet"]
+    path = truth_age_paths(data_dir, subject_id, age)["aged_pet" if aged else "age_only_pet"]
     if path.exists():
         pet = nib.load(str(path)).get_fdata(dtype=np.float32)
     else:
-        age_only, _ = counterfactual_subjects(subject, age)
-        pet = on_model_grid(render_subject(age_only).pet_mni, grid)
+        age_only, older = counterfactual_subjects(subject, age)
+        pet = on_model_grid(render_subject(older if aged else age_only).pet_mni, grid)
         save_volume(pet, path, affine=grid.affine)
     return to_suvr(pet, grid, brain)[0], brain
 
@@ -82,7 +85,7 @@ def metabolic_age_slope(
     total = np.zeros(grid.shape, dtype=np.float64)
     count = np.zeros(grid.shape, dtype=np.int32)
     for done, subject_id in enumerate(subject_ids):
-        (young, brain), (old, _) = (age_only_suvr(data_dir, subject_id, age, grid) for age in ages)
+        (young, brain), (old, _) = (counterfactual_suvr(data_dir, subject_id, age, grid) for age in ages)
         total[brain] += ((old - young) / ((ages[1] - ages[0]) / 10.0))[brain]
         count += brain
         if progress:

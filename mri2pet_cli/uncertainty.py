@@ -36,13 +36,10 @@ REGION_SHRINK_SUBJECTS = 5.0  # default pseudo-subjects pulling a region's facto
 
 def region_mean_std(std: np.ndarray, labels: np.ndarray, mask: np.ndarray, regions: list[int]) -> np.ndarray:
     """Mean voxel std inside each region (NaN where a region has no voxel in the mask)."""
-    inside = mask > 0
-    out = np.full(len(regions), np.nan)
-    for i, region in enumerate(regions):
-        sel = inside & (labels == region)
-        if sel.any():
-            out[i] = float(std[sel].mean())
-    return out
+    from .atlas import roi_means
+
+    means = roi_means(std, labels, mask > 0)
+    return np.array([means.get(region, np.nan) for region in regions])
 
 
 def region_std_scales(
