@@ -14,7 +14,7 @@ import numpy as np
 from . import __version__
 from .console import stage
 from .errors import Mri2PetError
-from .io import check_writable, load_volume, save_volume, write_text_atomic
+from .io import check_writable, open_volume, save_volume, write_text_atomic
 
 AGE_LIMITS = (30.0, 100.0)
 AGE_CURVE_SUVR = (0.6, 1.6)  # the age-curve y axis, fixed
@@ -144,7 +144,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
         raise
     timings.update({f"preprocess.{k}": v for k, v in pre.timings.items()})
     device = resolve_device(options.device)
-    native_img = load_volume(subject.t1, what="T1")  # its header and affine go on the native-space PET
+    native_img = open_volume(subject.t1, what="T1")  # its header and affine go on the native-space PET
     if not series:
         return _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, subject.age, None, timings)
     records, means = [], []

@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage
 
 from .atlas import reference_labels, template_maps
+from .brain_extraction import deepbet_mask
 from .console import stage
 from .errors import ProcessingError
 from .grid import ModelGrid, default_grid, grid_for_spacing
@@ -65,22 +66,9 @@ class Preprocessed:
     timings: dict = field(default_factory=dict)
 
 
-@lru_cache(maxsize=1)
-def _deepbet():
-    import torch
-    from deepbet.bet import BrainExtraction
-
-    return BrainExtraction(no_gpu=not torch.cuda.is_available())
-
-
 def extract_brain_deepbet(img: nib.Nifti1Image) -> np.ndarray:
     """deepbet's brain mask (bool) for a RAS image."""
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        _, mask, _ = _deepbet().run(img)
-    return np.asarray(mask.dataobj).astype(bool).reshape(img.shape)
+    return deepbet_mask(np.asarray(img.dataobj, dtype=np.float32))
 
 
 def mask_from_intensity(data: np.ndarray) -> np.ndarray:
@@ -140,6 +128,27 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 SECOND_STARTS_DEG = ((20.0, 0.0, 0.0), (-20.0, 0.0, 0.0), (0.0, 0.0, 20.0), (0.0, 0.0, -20.0))
 
 
+# The moving image is cropped to its mask and this margin: a neck and shoulders or a wide field of view only
+# cost smoothing time at each level. 20 mm keeps every fixed point that can matter inside the moving image.
+REGISTRATION_MARGIN_MM = 20.0
+
+
+def crop_to_mask(
+    data: np.ndarray, mask: np.ndarray, affine: np.ndarray, margin_mm: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``data`` and ``mask`` cut to the mask's bounding box plus ``margin_mm``, with the affine of the cut."""
+    if not mask.any():
+        return data, mask, affine
+    margin = np.ceil(margin_mm / np.linalg.norm(affine[:3, :3], axis=0)).astype(int)
+    occupied = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
+    low = np.maximum(np.array([o[0] for o in occupied]) - margin, 0)
+    high = np.minimum(np.array([o[-1] + 1 for o in occupied]) + margin, mask.shape)
+    box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+    cropped = affine.copy()
+    cropped[:3, 3] = affine[:3, :3] @ low + affine[:3, 3]
+    return data[box], mask[box], cropped
+
+
 def register_to_mni(data: np.ndarray, affine: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, dict]:
     """Affine native -> MNI (RAS 4x4) from a brain-extracted T1, with its quality checks.
 
@@ -147,6 +156,7 @@ def register_to_mni(data: np.ndarray, affine: np.ndarray, mask: np.ndarray) -> t
     (fewest failed checks, then the highest brain overlap); ``checks['starts']`` says how many ran.
     """
     fixed, maps = _registration_target()
+    data, mask, affine = crop_to_mask(data, mask, affine, REGISTRATION_MARGIN_MM)
     moving = to_sitk(data * mask, affine)
     best, starts = None, 0
     for start in ((0.0, 0.0, 0.0), *SECOND_STARTS_DEG):
@@ -359,14 +369,18 @@ def preprocess(
     lap("registration", metric="mattes_mi", stages=["rigid", "affine"], levels_mm=[8, 4])
 
     mni_to_native = np.linalg.inv(native_to_mni)
-    t1_grid = resample(corrected, ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)
-    mask_grid = resample(mask.astype(np.float32), ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)
-    mask_grid = mask_grid > 0.5
+    # Only the brain and a margin are needed on the grid (the T1 is zeroed outside the mask): the neck and
+    # the rest of a long field of view would only cost smoothing time.
+    near_brain, near_mask, near_affine = crop_to_mask(corrected, mask, ras.affine, REGISTRATION_MARGIN_MM)
+    to_grid = {"target_shape": grid.shape, "target_affine": grid.affine, "world_to_world": mni_to_native}
+    t1_grid = resample(near_brain, near_affine, **to_grid)
+    mask_grid = resample(near_mask.astype(np.float32), near_affine, **to_grid) > 0.5
     problems = registration_problems(checks)
     checks["qc_failed"] = problems
     if problems and qc == "strict":
         error = registration_error(name, problems)
-        error.qc_volume = t1_grid / max(float(np.percentile(t1_grid, 99)), 1e-6)
+        head = resample(corrected, ras.affine, grid.shape, grid.affine, world_to_world=mni_to_native)
+        error.qc_volume = head / max(float(np.percentile(head, 99)), 1e-6)
         error.qc_grid = grid
         raise error
     t1_grid, wm_level = normalise_t1(t1_grid, mask_grid, grid)
@@ -441,6 +455,7 @@ def grid_to_native(volume: np.ndarray, result: Preprocessed, order: int = 1) -> 
         world_to_world=result.native_to_mni,
         order=order,
         antialias=False,
+        only_near_nonzero=True,  # a brain on the native field of view: neck and background stay zero
     )
 
 

@@ -257,3 +257,60 @@ def test_a_failed_first_start_gets_rotated_second_starts(simulated_cohort, monke
     _, checks = pre.register_to_mni(data, img.affine, mask)
     assert checks["starts"] >= 2 and starts[1] == pre.SECOND_STARTS_DEG[0]
     assert checks["mask_dice_with_template"] > 0.8
+
+
+def test_the_registration_crop_keeps_every_masked_voxel_in_place():
+    from mri2pet_cli.preprocess import crop_to_mask
+    from mri2pet_cli.resample import resample
+
+    rng = np.random.default_rng(1)
+    affine = np.array([[0.0, 0.0, 1.2, -40.0], [-1.0, 0.0, 0.0, 30.0], [0.0, 1.5, 0.0, -20.0], [0, 0, 0, 1]])
+    mask = np.zeros((60, 50, 70), bool)
+    mask[20:35, 10:30, 25:50] = True
+    data = rng.random(mask.shape).astype(np.float32) * mask
+    cut, cut_mask, cut_affine = crop_to_mask(data, mask, affine, margin_mm=6.0)
+    assert cut.shape == (15 + 2 * 6, 20 + 2 * 4, 25 + 2 * 5) and cut_mask.sum() == mask.sum()
+    target = np.diag([2.0, 2.0, 2.0, 1.0])
+    target[:3, 3] = [-30.0, -20.0, -30.0]
+    whole = resample(data, affine, (40, 40, 40), target)
+    assert whole.any()  # the same up to the rounding of shifted sample positions
+    np.testing.assert_allclose(resample(cut, cut_affine, (40, 40, 40), target), whole, atol=1e-6)
+    empty = np.zeros_like(mask)
+    assert crop_to_mask(data, empty, affine, 6.0)[0] is data
+
+
+def test_deepbet_mask_is_deepbets_own_and_its_quantiles_are_torchs(simulated_cohort):
+    import torch
+    from deepbet.bet import BrainExtraction
+
+    from mri2pet_cli.brain_extraction import deepbet_mask, quantile_by_selection
+
+    values = torch.rand(100_003, generator=torch.Generator().manual_seed(0)) ** 3
+    for q in (0.0, 0.005, 0.5, 0.995, 1.0):
+        assert torch.equal(quantile_by_selection(values, q), torch.quantile(values, q))
+    img = nib.as_closest_canonical(nib.load(str(subject_paths(simulated_cohort, "sub-001")["t1"])))
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    _, theirs, _ = BrainExtraction(no_gpu=True).run(nib.Nifti1Image(data, img.affine))
+    ours = deepbet_mask(data)
+    assert ours.sum() > 100_000 and np.array_equal(ours, np.asarray(theirs.dataobj).astype(bool))
+
+
+@pytest.mark.parametrize("order", [0, 1])
+def test_resampling_only_near_nonzero_gives_the_whole_resampling(order):
+    from mri2pet_cli.resample import resample
+
+    rng = np.random.default_rng(2)
+    source = np.zeros((30, 36, 30), np.float32)
+    source[8:20, 10:25, 9:22] = rng.random((12, 15, 13)) + 0.5  # a brain on a model grid
+    grid_affine = np.diag([2.5, 2.5, 2.5, 1.0])
+    native = np.array([[0.0, 0.0, -1.1, 60.0], [1.0, 0.0, 0.0, -10.0], [0.0, 0.9, 0.0, -30.0], [0, 0, 0, 1]])
+    turn = np.eye(4)
+    turn[:3, :3] = [[0.98, -0.17, 0.0], [0.17, 0.98, 0.0], [0.0, 0.0, 1.0]]
+    shape = (80, 140, 90)  # a long field of view around it
+    whole = resample(source, grid_affine, shape, native, world_to_world=turn, order=order, antialias=False)
+    near = resample(
+        source, grid_affine, shape, native, world_to_world=turn, order=order, antialias=False, only_near_nonzero=True
+    )
+    assert whole.any() and (whole == 0).mean() > 0.5
+    np.testing.assert_allclose(near, whole, atol=1e-6)
+    assert np.array_equal(near == 0, whole == 0)
