@@ -78,6 +78,7 @@ def main() -> None:
         "first_subject_wall_s": rows[0]["wall_s"],
         "mean_wall_s_after_first": float(np.mean([r["wall_s"] for r in steady])),
         "mean_by_stage_s_after_first": {k: float(np.mean([r.get(k, 0.0) for r in steady])) for k in stages},
+        "end_to_end_over_model_time": float(sum(r["wall_s"] for r in steady) / sum(r["model"] for r in steady)),
         "peak_rss_mb": peak_mb,
         "torch_threads": torch.get_num_threads(),
     }
@@ -107,7 +108,8 @@ def main() -> None:
 
 def _write(args, summary: dict, rows: list) -> None:
     print(json.dumps(summary, indent=2))
-    target = Path("benchmarks/results") / f"synthesize_speed_{args.model}{'_neck' if args.neck else ''}.json"
+    samples = f"_samples{args.samples}" if args.samples > 1 else ""
+    target = Path("benchmarks/results") / f"synthesize_speed_{args.model}{samples}{'_neck' if args.neck else ''}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"summary": summary, "subjects": rows}, indent=2))
 

@@ -63,6 +63,8 @@ def predict(
     """
     import torch
 
+    from ..models.cpu_kernels import onednn_convolutions
+
     device = device or resolve_device("auto")
     model = model.to(device).eval()
     generator = torch.Generator(device=device).manual_seed(seed)
@@ -74,7 +76,7 @@ def predict(
         if age is not None and np.isfinite(age[i]):
             a = torch.tensor([float(age[i])], device=device)
         extra = {} if scan_age is None else {"scan_age": torch.tensor([float(scan_age[i])], device=device)}
-        with torch.no_grad(), autocast(device, precision):
+        with torch.no_grad(), autocast(device, precision), onednn_convolutions(model):
             mean, std = model.synthesize(
                 x, m, a, samples=samples, temperature=temperature, generator=generator, **extra
             )
