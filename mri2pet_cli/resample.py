@@ -33,8 +33,8 @@ def resample(
     When the target is coarser than the source, the source is first smoothed
     with a Gaussian so that downsampling does not alias (off for labels). ``only_near_nonzero``
     interpolates only the target box that the source's non-zero voxels can reach (linear or nearest,
-    zero outside): the same values, and a brain PET onto a long native field of view in a third of
-    the time.
+    zero outside): the same values up to the rounding of shifted sample positions, and a brain PET
+    onto a long native field of view without interpolating the empty rest.
     """
     matrix = voxel_map(target_affine, source_affine, world_to_world)
     if antialias and order > 0:
