@@ -33,7 +33,7 @@ from .grid import ModelGrid, default_grid, grid_for_spacing
 from .io import load_volume
 from .itk import N4_ITERATIONS, N4_SHRINK_MM, n4_bias_correct, register_affine, to_sitk, transform_to_ras
 from .names import check_name
-from .resample import resample
+from .resample import nonzero_bounds, resample
 
 SKULL_STRIP_METHODS = ("deepbet", "template", "none")
 QC_MODES = ("strict", "warn")
@@ -137,12 +137,12 @@ def crop_to_mask(
     data: np.ndarray, mask: np.ndarray, affine: np.ndarray, margin_mm: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``data`` and ``mask`` cut to the mask's bounding box plus ``margin_mm``, with the affine of the cut."""
-    if not mask.any():
+    bounds = nonzero_bounds(mask)
+    if bounds is None:
         return data, mask, affine
     margin = np.ceil(margin_mm / np.linalg.norm(affine[:3, :3], axis=0)).astype(int)
-    occupied = [np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
-    low = np.maximum(np.array([o[0] for o in occupied]) - margin, 0)
-    high = np.minimum(np.array([o[-1] + 1 for o in occupied]) + margin, mask.shape)
+    low = np.maximum(bounds[0] - margin, 0)
+    high = np.minimum(bounds[1] + margin, mask.shape)
     box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
     cropped = affine.copy()
     cropped[:3, 3] = affine[:3, :3] @ low + affine[:3, 3]
@@ -364,14 +364,14 @@ def preprocess(
         )
 
     stage("registration to MNI")
-    native_to_mni, checks = register_to_mni(corrected, ras.affine, mask)
+    # Registration and the grid need only the brain and a margin (the T1 is zeroed outside the mask): the neck
+    # and the rest of a long field of view would only cost smoothing time. Cut once for both.
+    near_brain, near_mask, near_affine = crop_to_mask(corrected, mask, ras.affine, REGISTRATION_MARGIN_MM)
+    native_to_mni, checks = register_to_mni(near_brain, near_affine, near_mask)
     checks["brain_volume_ml"] = round(brain_ml, 1)
     lap("registration", metric="mattes_mi", stages=["rigid", "affine"], levels_mm=[8, 4])
 
     mni_to_native = np.linalg.inv(native_to_mni)
-    # Only the brain and a margin are needed on the grid (the T1 is zeroed outside the mask): the neck and
-    # the rest of a long field of view would only cost smoothing time.
-    near_brain, near_mask, near_affine = crop_to_mask(corrected, mask, ras.affine, REGISTRATION_MARGIN_MM)
     to_grid = {"target_shape": grid.shape, "target_affine": grid.affine, "world_to_world": mni_to_native}
     t1_grid = resample(near_brain, near_affine, **to_grid)
     mask_grid = resample(near_mask.astype(np.float32), near_affine, **to_grid) > 0.5

@@ -68,13 +68,21 @@ def _affine(data: np.ndarray, matrix: np.ndarray, shape: tuple[int, ...], order:
     )
 
 
-def _reach_of_nonzero(data: np.ndarray, matrix: np.ndarray, target_shape) -> tuple[slice, ...] | None:
-    """The target voxels whose linear interpolation can touch a non-zero source voxel (a box); None: all."""
+def nonzero_bounds(data: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """The first and one-past-last index of non-zero voxels along each axis of a 3D array; None if all zero."""
     occupied = [np.flatnonzero(data.any(axis=tuple(a for a in range(3) if a != axis))) for axis in range(3)]
     if any(o.size == 0 for o in occupied):
         return None
-    low = [o[0] - 1.0 for o in occupied]  # one voxel beyond: the neighbours a linear sample reads
-    high = [o[-1] + 1.0 for o in occupied]
+    return np.array([o[0] for o in occupied]), np.array([o[-1] + 1 for o in occupied])
+
+
+def _reach_of_nonzero(data: np.ndarray, matrix: np.ndarray, target_shape) -> tuple[slice, ...] | None:
+    """The target voxels whose linear interpolation can touch a non-zero source voxel (a box); None: all."""
+    bounds = nonzero_bounds(data)
+    if bounds is None:
+        return None
+    low = bounds[0] - 1.0  # one voxel beyond: the neighbours a linear sample reads
+    high = bounds[1].astype(float)
     corners = np.array([[c[0], c[1], c[2], 1.0] for c in np.array(np.meshgrid(*zip(low, high))).reshape(3, -1).T])
     target = (np.linalg.inv(matrix) @ corners.T)[:3]
     start = np.maximum(np.floor(target.min(axis=1)) - 1, 0).astype(int)
