@@ -14,7 +14,7 @@ from .console import stage
 from .dataset import Arrays, load_arrays, prepare_dataset, read_split, split_subjects, write_split
 from .distributed import Distributed
 from .errors import Mri2PetError, OutputExistsError
-from .evaluation import autocast, predict, resolve_device, validation_mae
+from .evaluation import autocast, predict, resolve_device, validation_mae, validation_score
 from .io import atomic_path, write_text_atomic
 from .weights import load_model_checkpoint, load_state
 
@@ -129,6 +129,14 @@ def run_updates(model, optimizers: list, batch: dict, device, precision: str, af
     if "loss" not in logs:
         logs["loss"] = logs.get("g_loss", 0.0)
     return logs
+
+
+def is_better(val_mae: float, own_score: float | None, best: dict) -> bool:
+    """Whether this epoch beats the best so far: by the model's own validation score where it has one
+    (e.g. DUAL-GLOW's validation likelihood), else by validation MAE."""
+    if own_score is not None:
+        return own_score < best.get("val_score", float("inf"))
+    return val_mae < best["val_mae"]
 
 
 def set_learning_rate(optimizers, rate: float) -> None:
@@ -248,14 +256,19 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
                 report(epoch, step, steps, logs)
         model.eval()
         val_mae = validation_mae(model, val_set, device, options.precision)
+        own_score = validation_score(model, val_set, device, options.precision)  # e.g. bits/voxel; None: MAE
         seconds = time.perf_counter() - started
         # epochs count from 1 in every file and line a user reads; the checkpoint's "epoch" is the 0-based index
         entry = {"epoch": epoch + 1, **{k: v / steps for k, v in sums.items()}, "val_mae": val_mae, "seconds": seconds}
+        if own_score is not None:
+            entry["val_score"] = own_score
         entry["steps_per_second"] = steps / seconds
         history.append(entry)
-        improved = val_mae < best["val_mae"]
+        improved = is_better(val_mae, own_score, best)
         if improved:
             best = {"val_mae": val_mae, "epoch": epoch + 1}
+            if own_score is not None:
+                best |= {"val_score": own_score, "selected_by": "the model's validation score (lower is better)"}
         if not ranks.writes:  # rank 0 writes for every rank
             continue
         with open(run_dir / "history.jsonl", "a", encoding="utf-8") as log:
@@ -406,6 +419,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
             "epochs": len(history),
             "planned_epochs": options.epochs,  # fewer trained: stopped by a time limit before the schedule ended
             "best_epoch": state["best"]["epoch"],
+            "best_selected_by": "validation score of the model (lower is better)"
+            if "val_score" in state["best"]
+            else "validation MAE",
             "batch_size": options.batch_size,
             "learning_rate": options.lr,
             "schedule": options.schedule,

@@ -1,5 +1,7 @@
 """Mathematical properties of the flow layers and of DUAL-GLOW (float64, tiny volumes)."""
 
+import math
+
 import pytest
 import torch
 from torch.autograd.functional import jacobian
@@ -14,6 +16,7 @@ from mri2pet_cli.models.flows import (
     InvConv1x1,
     MultiScaleFlow,
     haar_matrix,
+    level_positions,
     squeeze3d,
     unsqueeze3d,
 )
@@ -394,3 +397,122 @@ def test_age_only_effect_is_kept_from_initial_weights_on_data_without_simulator_
     model.age_only_slope = measured.clone()  # as loaded from --init-weights
     model.fit_cohort(str(tmp_path), ["sub-001"])
     torch.testing.assert_close(model.age_only_slope, measured)
+
+
+def v5_dual_glow(shape: tuple[int, int, int] = (16, 16, 16), **options) -> DualGlow:
+    torch.manual_seed(0)
+    config = dict(levels=3, steps=1, hidden=8, relation_hidden=8, age_embedding=4)
+    model = DualGlow(**config, pet_conditioned_priors=True, **options).double()
+    volumes = torch.rand(3, 1, *shape)
+    model.fit_data_statistics(volumes, 2 * volumes, torch.ones_like(volumes))
+    return randomize(model, seed=2).eval()
+
+
+def test_level_positions_keep_every_latent_position_whose_block_touches_the_mask():
+    mask = torch.zeros(1, 1, 8, 8, 8)
+    mask[0, 0, 5, 2, 7] = 1
+    first, second = level_positions(mask, 2)
+    assert first.shape == (1, 1, 4, 4, 4) and second.shape == (1, 1, 2, 2, 2)
+    assert first.sum() == 1 and first[0, 0, 2, 1, 3] == 1
+    assert second.sum() == 1 and second[0, 0, 1, 0, 1] == 1
+
+
+@pytest.mark.parametrize("name", ["actnorm", "invconv", "coupling", "step"])
+def test_log_determinant_counts_only_the_given_positions(name):
+    layer = layers()[name]
+    x = torch.randn(2, 4, 4, 4, 4)
+    _, whole = layer(x)
+    _, everywhere = layer(x, torch.ones(2, 1, 4, 4, 4))
+    _, nowhere = layer(x, torch.zeros(2, 1, 4, 4, 4))
+    half = torch.zeros(2, 1, 4, 4, 4)
+    half[:, :, :2] = 1
+    _, front = layer(x, half)
+    _, back = layer(x, 1 - half)
+    torch.testing.assert_close(everywhere, whole)
+    torch.testing.assert_close(nowhere, torch.zeros(2))
+    torch.testing.assert_close(front + back, whole)  # positions partition the log-determinant
+
+
+def test_v5_masked_likelihood_is_the_whole_one_when_the_mask_is_everything_and_per_brain_voxel():
+    plain, masked = v5_dual_glow(), v5_dual_glow(masked_likelihood=True)
+    t1, pet, age = torch.rand(2, 1, 16, 16, 16), 1 + torch.rand(2, 1, 16, 16, 16), torch.tensor([65.0, 80.0])
+    full = torch.ones_like(t1)
+    a = plain.log_likelihoods(t1, pet, age, mask=full, dequantize=False)
+    b = masked.log_likelihoods(t1, pet, age, mask=full, dequantize=False)
+    torch.testing.assert_close(b["log_p"], a["log_p"])
+    brain = torch.zeros_like(t1)
+    brain[:, :, 2:10, 3:11, 4:12] = 1
+    c = masked.log_likelihoods(t1 * brain, pet * brain, age, mask=brain, dequantize=False)
+    assert torch.equal(c["dims"], torch.full((2,), 512.0, dtype=c["dims"].dtype))
+
+
+def test_v5_masked_likelihood_leaves_out_positions_far_from_the_brain():
+    """The PET changed far from the brain (beyond every network's reach) moves the whole-grid likelihood,
+    not the masked one."""
+    plain, masked = v5_dual_glow((16, 16, 64)), v5_dual_glow((16, 16, 64), masked_likelihood=True)
+    shape = (1, 1, 16, 16, 64)
+    t1, pet, age = torch.rand(shape), 1 + torch.rand(shape), torch.tensor([70.0])
+    brain = torch.zeros(shape)
+    brain[..., :8] = 1
+    far = pet.clone()
+    far[..., 56:] += 0.5
+    for model, moves in ((plain, True), (masked, False)):
+        before = model.log_likelihoods(t1, pet, age, mask=brain, dequantize=False)["log_p"]
+        after = model.log_likelihoods(t1, far, age, mask=brain, dequantize=False)["log_p"]
+        assert moves != torch.allclose(before, after)
+
+
+def v5_priors(model: DualGlow):
+    t1, age = torch.rand(1, 1, 16, 16, 16), torch.tensor([72.0])
+    z_m, _ = model.flow_m(model._to_flow(t1, model.t1_mean, model.t1_scale, dequantize=False))
+    return model._priors(z_m, model._age_inputs(age, 1, t1.device, drop=False))[0]
+
+
+def test_v5_top_down_decode_puts_every_lower_latent_at_its_pet_conditioned_prior_mean():
+    """Decoding top-down at the prior means, then encoding, gives at each lower level the prior mean given
+    the coarser PET latents (what the likelihood scores): the sampler and the likelihood use the same priors."""
+    model = v5_dual_glow()
+    raw = v5_priors(model)
+    x_p = model.flow_p.inverse([raw[-1][0]], draw=lambda i, rest: model._lower_prior(i, raw[i], rest)[0])
+    z_p, _, rests = model.flow_p(x_p, with_rests=True)
+    for level in range(model.levels - 1):
+        mean, _ = model._lower_prior(level, raw[level], rests[level])
+        torch.testing.assert_close(z_p[level], mean)
+        assert not torch.allclose(mean, raw[level][0])  # the coarser PET latents moved the mean
+    torch.testing.assert_close(z_p[-1], raw[-1][0])
+
+
+def test_v5_draws_move_the_finer_levels_with_the_coarse_draw():
+    model = v5_dual_glow()
+    raw = v5_priors(model)
+    below_top = []
+    for shift in (0.0, 1.0):
+        seen: list[torch.Tensor] = []
+
+        def draw(i, rest, seen=seen):
+            seen.append(model._lower_prior(i, raw[i], rest)[0])
+            return seen[-1]
+
+        model.flow_p.inverse([raw[-1][0] + shift], draw=draw)
+        below_top.append(seen[0])  # the first lower level drawn: the one below the top
+    assert not torch.allclose(below_top[0], below_top[1])
+
+
+def test_v5_log_std_is_soft_clamped_and_v4_is_not():
+    model = v5_dual_glow(log_std_limit=1.5)
+    big = torch.linspace(-20, 20, 41)
+    limited = model._limited(big)
+    assert limited.abs().max() < 1.5 and torch.all(limited[1:] > limited[:-1])
+    torch.testing.assert_close(model._limited(torch.tensor([0.1])), torch.tensor([1.5 * math.tanh(0.1 / 1.5)]))
+    torch.testing.assert_close(tiny_dual_glow()._limited(big), big)
+
+
+def test_v5_validation_score_is_bits_per_brain_voxel_and_none_when_selecting_by_mae():
+    model = v5_dual_glow(masked_likelihood=True, select_by="val_nll")
+    t1, pet, mask, age = torch.rand(1, 1, 16, 16, 16), torch.rand(1, 1, 16, 16, 16), torch.ones(1, 1, 16, 16, 16), None
+    out = model.log_likelihoods(t1, pet, age, mask=mask, dequantize=False)
+    expected = float(model.bits_per_dim(out["log_p"], out["dims"]).detach())
+    assert model.validation_score(t1, pet, mask, age) == pytest.approx(expected)
+    assert tiny_dual_glow().validation_score(t1, pet, mask, age) is None
+    with pytest.raises(ValueError, match="select_by"):
+        DualGlow(levels=2, steps=1, hidden=8, relation_hidden=8, age_embedding=4, select_by="mae")

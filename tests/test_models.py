@@ -329,3 +329,18 @@ def test_leave_one_out_baselines_equal_one_call_per_subject_on_the_others():
         for sid in cohort.ids:
             expected += baseline(subset(cohort, [s for s in cohort.ids if s != sid]), subset(cohort, [sid]))
         assert got[name] == expected
+
+
+def test_dual_glow_v5_run_keeps_the_epoch_with_the_best_validation_likelihood(fake_data, tmp_path):
+    config = {"levels": 2, "steps": 1, "hidden": 4, "relation_hidden": 4, "age_embedding": 4}
+    config |= {"pet_conditioned_priors": True, "masked_likelihood": True}
+    config |= {"log_std_limit": 3.0, "select_by": "val_nll"}
+    common = dict(model="dual-glow", data=str(fake_data), epochs=3, batch_size=2, model_config=config, seed=1)
+    summary = train(TrainOptions(run_dir=str(tmp_path / "run"), lr=3e-3, **common))
+    scores = [h["val_score"] for h in summary["history"]]
+    assert all(np.isfinite(scores))
+    assert summary["best"]["epoch"] == 1 + int(np.argmin(scores))
+    assert summary["best"]["val_score"] == min(scores)
+    assert summary["best"]["val_mae"] == summary["history"][summary["best"]["epoch"] - 1]["val_mae"]
+    plain = train(TrainOptions(run_dir=str(tmp_path / "mae"), **{**common, "model": "unet", "model_config": TINY}))
+    assert "val_score" not in plain["history"][0] and "val_score" not in plain["best"]

@@ -19,6 +19,7 @@ from .scoring import (
     score,
     summarize,
     validation_mae,
+    validation_score,
 )
 
 __all__ = [
@@ -31,4 +32,5 @@ __all__ = [
     "score",
     "summarize",
     "validation_mae",
+    "validation_score",
 ]

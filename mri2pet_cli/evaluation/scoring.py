@@ -135,6 +135,22 @@ def summarize(rows: list[dict]) -> dict[str, dict[str, float]]:
     }
 
 
+def validation_score(model, arrays: Arrays, device, precision: str) -> float | None:
+    """The model's own selection score on the validation subjects, one at a time (None: it has none)."""
+    import torch
+
+    scores = []
+    for i in range(len(arrays.ids)):
+        volumes = (torch.from_numpy(v[i : i + 1, None]).to(device) for v in (arrays.t1, arrays.pet, arrays.mask))
+        age = torch.from_numpy(arrays.age[i : i + 1]).to(device)
+        with autocast(device, precision):
+            score = model.validation_score(*volumes, age)
+        if score is None:
+            return None
+        scores.append(score)
+    return float(np.mean(scores))
+
+
 def validation_mae(model, arrays: Arrays, device, precision: str) -> float:
     pred, _ = predict(model, arrays.t1, arrays.mask, arrays.age, device=device, precision=precision)
     return float(np.mean([np.abs(pred[i] - arrays.pet[i])[arrays.mask[i] > 0].mean() for i in range(len(pred))]))

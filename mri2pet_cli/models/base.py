@@ -34,6 +34,11 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
         """Called once before training starts, after any initial weights are loaded, with the training
         subjects' data folder (what a model measures on the cohort itself); most models ignore it."""
 
+    def validation_score(self, t1, pet, mask, age) -> float | None:
+        """What a training run selects its best epoch by, lower is better (e.g. a likelihood), for one batch
+        of validation subjects; None (the default): by validation MAE."""
+        return None
+
     def supports_scan_age(self) -> bool:
         """Whether ``synthesize`` takes ``scan_age`` (a measured age-only effect from the scan age to the age)."""
         return False

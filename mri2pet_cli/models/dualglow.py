@@ -36,6 +36,18 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
   with the anatomy fixed. Pairs cannot give that map (the age stands in for atrophy the T1 does not
   show: `mri2pet_cli.age_effect`), so it is measured on the simulator's renderings of the training
   subjects at 60 and 90 with the anatomy fixed (``fit_cohort``). A shift by the inputs: exact likelihood.
+- v5 (issue 17), three options of the likelihood and its priors:
+  ``pet_conditioned_priors``: each lower PET prior also reads the half its split sends upwards (the coarser
+  PET latents are made of it), through a zero-ended CNN added to the T1 relation network's mean and log-std:
+  Glow's split prior p(z_i | h_i), conditioned on z_m,i and the age as before. A draw then decodes top-down,
+  so a coarse draw moves the finer levels' means with it and samples vary coherently by region.
+  ``masked_likelihood``: the objective counts the latents and log-determinants only at positions whose block
+  touches the brain mask (``flows.level_positions``), and bits/dim are per brain voxel: the background, 61 %
+  of the grid and zero in every image, no longer dominates the likelihood.
+  ``log_std_limit`` L > 0: every prior log-std is soft-clamped, L tanh(s / L), so no prior can collapse or
+  explode; the flows stay exact.
+  ``select_by="val_nll"``: the training run keeps the epoch with the best validation likelihood (bits per
+  brain voxel at T = 0, no dequantisation noise) instead of the best validation MAE.
 - Paper size: 4 levels x 16 steps on V100s. Default here (2 CPU cores): 3 levels x 4 steps, width 32;
   ``full_size_config()`` gives the paper's.
 """
@@ -55,6 +67,7 @@ from .flows import (
     MultiScaleFlow,
     conv_features,
     gaussian_log_prob,
+    level_positions,
     squeeze3d,
     zero_ended_cnn,
 )
@@ -149,6 +162,10 @@ class DualGlow(Synthesizer):
         mean_init: str | None = None,
         mean_trainable: bool = False,
         age_only_effect: bool = False,
+        pet_conditioned_priors: bool = False,
+        masked_likelihood: bool = False,
+        log_std_limit: float = 0.0,
+        select_by: str = "val_mae",
     ) -> None:
         super().__init__()
         self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -160,9 +177,18 @@ class DualGlow(Synthesizer):
         if age_levels not in ("all", "top"):
             raise ValueError("age_levels must be 'all' (every split prior, v2) or 'top' (v1)")
         self.age_everywhere, self.top_reads_top_t1 = age_levels == "all", top_reads_top_t1
+        if select_by not in ("val_mae", "val_nll"):
+            raise ValueError("select_by must be 'val_mae' or 'val_nll'")
+        self.masked_likelihood, self.log_std_limit, self.select_by = masked_likelihood, log_std_limit, select_by
         channels = self.flow_m.latent_channels
         age_in = age_embedding if self.age_everywhere else 0
         self.relations = nn.ModuleList([relation_net(c + age_in, c, relation_hidden) for c in channels[:-1]])
+        # v5: each lower PET prior also reads what its split sent upwards (zero-ended: starts as v4's prior)
+        self.pet_relations = nn.ModuleList(
+            [relation_net(rest, c, relation_hidden) for c, rest in zip(channels[:-1], self.flow_p.rest_channels)]
+            if pet_conditioned_priors
+            else []
+        )
         lower_at_top = sum(c * 8 ** (levels - 1 - i) for i, c in enumerate(channels[:-1]))
         # features of the T1 latents at the top resolution (the T1 context): the lower ones squeezed up,
         # and (v2, as the authors' release) the top T1 latent itself
@@ -299,6 +325,14 @@ class DualGlow(Synthesizer):
                 "(age - scan age) / 10: the simulator's metabolic change with the anatomy fixed, averaged over the "
                 "training subjects' renderings at 60 and 90 (pairs cannot separate it from atrophy the T1 does "
                 "not show: mri2pet_cli/age_effect.py). Without --scan-age the age is the age at the scan",
+                "pet_conditioned_priors": "v5: each lower PET prior also reads the half of its level that the split "
+                "sends upwards (a zero-ended CNN added to the T1 relation network's mean and log-std: Glow's split "
+                "prior, as in the authors' release); a draw decodes top-down, so coarse draws move the finer means",
+                "masked_likelihood": "v5: latents and log-determinants count only at latent positions whose block "
+                "touches the brain mask; bits/dim per brain voxel (the background is 61 % of the grid)",
+                "log_std_limit": "v5: prior log-std soft-clamped, L tanh(s / L) (0: none)",
+                "select_by": "v5 'val_nll': the run keeps the epoch with the lowest validation bits per brain "
+                "voxel (T = 0, no dequantisation noise); 'val_mae' (v1-v4): the lowest validation MAE",
             },
             "sampling": "the PET is always the decode of the prior mean (T = 0, deterministic, the estimate "
             "that is scored); --samples N > 1 adds the voxel-wise standard deviation of N draws at T = 1 "
@@ -398,31 +432,69 @@ class DualGlow(Synthesizer):
         priors.append((mean, log_std))
         return priors, context
 
+    def _limited(self, log_std: torch.Tensor) -> torch.Tensor:
+        """v5: log-std soft-clamped to (-L, L); unchanged where no limit is set."""
+        limit = self.log_std_limit
+        return log_std if limit <= 0 else limit * torch.tanh(log_std / limit)
+
+    def _lower_prior(self, level: int, prior: tuple, rest: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A lower level's prior given what its PET split sent upwards (v5), log-std limited."""
+        mean, log_std = prior
+        if self.pet_relations:
+            d_mean, d_log_std = self.pet_relations[level](rest).to(mean.dtype).chunk(2, dim=1)
+            mean, log_std = mean + d_mean, log_std + d_log_std
+        return mean, self._limited(log_std)
+
     def log_likelihoods(
         self, t1, pet, age=None, *, mask=None, dequantize=True, drop_age=False
     ) -> dict[str, torch.Tensor]:
-        """Per-sample log p(x_p | x_m, c) and log p(x_m) in the flows' scaled space, and the latents."""
+        """Per-sample log p(x_p | x_m, c) and log p(x_m) in the flows' scaled space, and the latents.
+
+        With ``masked_likelihood`` both count only latent positions that touch the mask; ``dims`` is then
+        the number of mask voxels per sample (else every voxel of the grid)."""
         age_in = self._age_inputs(age, t1.shape[0], t1.device, drop_age)
         mask = torch.ones_like(t1) if mask is None else mask
         x_m = self._to_flow(t1, self.t1_mean, self.t1_scale, dequantize)
         x_p = self._to_flow(pet, self._pet_centre(t1, mask, age_in), self.pet_scale, dequantize)
-        z_m, logdet_m = self.flow_m(x_m)
-        z_p, logdet_p = self.flow_p(x_p)
-        priors, context = self._priors(z_m, age_in)
-        log_p = sum(gaussian_log_prob(z, m, s) for z, (m, s) in zip(z_p, priors)) + logdet_p
+        positions = level_positions(mask, self.levels) if self.masked_likelihood else None
+        z_m, logdet_m = self.flow_m(x_m, positions)
+        z_p, logdet_p, rests = self.flow_p(x_p, positions, with_rests=True)
+        raw, context = self._priors(z_m, age_in)
+        priors = [self._lower_prior(i, prior, rest) for i, (prior, rest) in enumerate(zip(raw[:-1], rests))]
+        priors.append((raw[-1][0], self._limited(raw[-1][1])))
+        at = positions or [None] * self.levels
+        log_p = sum(gaussian_log_prob(z, m, s, w) for z, (m, s), w in zip(z_p, priors, at)) + logdet_p
         zero = torch.zeros((), device=t1.device, dtype=z_m[0].dtype)
-        log_m = sum(gaussian_log_prob(z, zero, zero) for z in z_m) + logdet_m
+        log_m = sum(gaussian_log_prob(z, zero, zero, w) for z, w in zip(z_m, at)) + logdet_m
+        dims = mask.flatten(1).gt(0).sum(dim=1).to(log_p.dtype) if self.masked_likelihood else t1[0].numel()
         known = age_in["known"]
-        return {"log_p": log_p, "log_m": log_m, "z_m": z_m, "z_p": z_p, "context": context, "known_age": known}
+        return {
+            "log_p": log_p,
+            "log_m": log_m,
+            "dims": dims,
+            "z_m": z_m,
+            "z_p": z_p,
+            "context": context,
+            "known_age": known,
+        }
 
-    def bits_per_dim(self, log_p: torch.Tensor, dims: int) -> torch.Tensor:
+    def bits_per_dim(self, log_p: torch.Tensor, dims) -> torch.Tensor:
         """Bits per voxel of the PET, discretised at ``n_bins`` levels of the scaled range."""
         return (-log_p + dims * math.log(self.n_bins)) / (dims * math.log(2.0))
+
+    @torch.no_grad()
+    def validation_score(self, t1, pet, mask, age) -> float | None:
+        """v5 (``select_by="val_nll"``): mean bits per voxel on validation at T = 0 without dequantisation
+        noise (per brain voxel with ``masked_likelihood``); None: the run selects by validation MAE."""
+        if self.select_by != "val_nll":
+            return None
+        out = self.log_likelihoods(t1 * mask, pet * mask, age, mask=mask, dequantize=False)
+        return float(self.bits_per_dim(out["log_p"], out["dims"]).mean())
 
     def training_losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         t1, pet = batch["t1"] * batch["mask"], batch["pet"] * batch["mask"]
         out = self.log_likelihoods(t1, pet, batch.get("age"), mask=batch["mask"], dequantize=True, drop_age=True)
-        dims = t1[0].numel()
+        dims = out["dims"]
         nll = -(out["log_p"] + self.lam * out["log_m"]) / dims
         losses = {"nll": nll.mean(), "bpd": self.bits_per_dim(out["log_p"], dims).mean()}
         loss = losses["nll"]
@@ -473,9 +545,16 @@ class DualGlow(Synthesizer):
         return self._decode(priors, centre, mask, 0.0, generator), torch.stack(draws).std(dim=0, unbiased=True)
 
     def _decode(self, priors, centre, mask, temperature: float, generator) -> torch.Tensor:
-        z_p = []
-        for mean, log_std in priors:
+        def draw(prior):
+            mean, log_std = prior
             noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-            z_p.append(mean + temperature * torch.exp(log_std) * noise)
-        pet = self._from_flow(self.flow_p.inverse(z_p), centre, self.pet_scale)
+            return mean + temperature * torch.exp(log_std) * noise
+
+        if self.pet_relations:  # v5: top-down, each lower prior given the coarser latents already drawn
+            top = draw((priors[-1][0], self._limited(priors[-1][1])))
+            x_p = self.flow_p.inverse([top], draw=lambda i, rest: draw(self._lower_prior(i, priors[i], rest)))
+        else:
+            limited = [(mean, self._limited(log_std)) for mean, log_std in priors]
+            x_p = self.flow_p.inverse([draw(prior) for prior in limited])
+        pet = self._from_flow(x_p, centre, self.pet_scale)
         return (pet * mask).clamp_min(0.0)

@@ -1,6 +1,8 @@
 """3D Glow building blocks (Kingma & Dhariwal 2018, in 3D as DUAL-GLOW uses them).
 
 Every layer maps ``x -> (y, logdet)`` and has an exact ``inverse``. Log-determinants are per sample.
+``positions`` (optional, (B, 1, D, H, W) of 0 / 1): count the log-determinant only at those positions
+(a likelihood of the brain without the background; the map itself is the same everywhere).
 """
 
 from __future__ import annotations
@@ -21,6 +23,20 @@ def unsqueeze3d(x: torch.Tensor) -> torch.Tensor:
     b, c, d, h, w = x.shape
     x = x.view(b, c // 8, 2, 2, 2, d, h, w)
     return x.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(b, c // 8, d * 2, h * 2, w * 2)
+
+
+def counted_positions(x: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor | int:
+    """Per sample, how many positions of ``x`` the log-determinant counts (all, or those of ``positions``)."""
+    return x[0, 0].numel() if positions is None else positions.flatten(1).sum(dim=1).to(x.dtype)
+
+
+def level_positions(mask: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """``mask`` at each level's latent resolution: a latent position counts where its block touches the mask."""
+    out, m = [], (mask > 0).to(mask.dtype)
+    for _ in range(levels):
+        m = F.max_pool3d(m, 2)
+        out.append(m)
+    return out
 
 
 def full_precision(x: torch.Tensor) -> torch.Tensor:
@@ -88,11 +104,11 @@ class ActNorm(nn.Module):
         self.log_scale.data.copy_(-torch.log(std + 1e-6))
         self.initialized.fill_(True)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.training and not bool(self.initialized):
             self._init(x)
         y = (x + self.bias) * torch.exp(self.log_scale)
-        logdet = self.log_scale.sum() * x[0, 0].numel()
+        logdet = self.log_scale.sum() * counted_positions(x, positions)
         return y, logdet.expand(x.shape[0])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
@@ -124,14 +140,14 @@ class InvConv1x1(nn.Module):
         upper = self.upper * self.lower_mask.T + torch.diag(self.sign_s * torch.exp(self.log_s))
         return self.p @ lower @ upper
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         # W and the convolution in float32 under autocast: the log-determinant (log_s) is W's, and the
         # inverse used at synthesis is W's inverse, so training must use W unrounded
         x = full_precision(x)
         with torch.autocast(x.device.type, enabled=False):
             w = self.weight().to(x.dtype)
             y = F.conv3d(x, w.view(*w.shape, 1, 1, 1))
-        logdet = self.log_s.sum() * x[0, 0].numel()
+        logdet = self.log_s.sum() * counted_positions(x, positions)
         return y, logdet.expand(x.shape[0])
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
@@ -187,11 +203,12 @@ class AffineCoupling(nn.Module):
         raw_s, t = self.net(xa).to(xa.dtype).chunk(2, dim=1)  # only the s, t network runs in low precision
         return self.S_LIMIT * torch.tanh(raw_s / self.S_LIMIT), t
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         xa, xb = x.chunk(2, dim=1)
         s, t = self._st(xa)
         yb = xb * torch.exp(s) + t
-        return torch.cat([xa, yb], dim=1), s.flatten(1).sum(dim=1)
+        counted = s if positions is None else s * positions.to(s.dtype)
+        return torch.cat([xa, yb], dim=1), counted.flatten(1).sum(dim=1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
         ya, yb = y.chunk(2, dim=1)
@@ -208,10 +225,10 @@ class FlowStep(nn.Module):
             [ActNorm(channels), InvConv1x1(channels, seed, mixing), AffineCoupling(channels, hidden)]
         )
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         total = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
         for layer in self.layers:
-            x, logdet = layer(x)
+            x, logdet = layer(x, positions)
             total = total + logdet
         return x, total
 
@@ -225,7 +242,10 @@ class MultiScaleFlow(nn.Module):
     """Glow's multi-scale architecture (Fig. 3 of DUAL-GLOW): at each level squeeze, K steps, then split.
 
     ``forward(x)`` returns the per-level latents [z_1, ..., z_L] (z_L the top level) and the
-    log-determinant; ``inverse(latents)`` rebuilds x exactly.
+    log-determinant; ``inverse(latents)`` rebuilds x exactly. ``forward(x, positions=level_positions(...))``
+    counts the log-determinant inside those positions only; ``forward(x, with_rests=True)`` also returns
+    the halves each split passed upwards (what the coarser latents are made of), and ``inverse([z_L],
+    draw=fn)`` builds the lower latents top-down, ``z_i = fn(i, rest_i)``: priors conditioned on them.
     ``squeeze="haar"`` uses HaarSqueeze and starts the 1x1x1 convolutions as channel reversals, so that
     at initialisation each level's latent is the finest Haar detail; ``"plain"`` is Glow's squeeze with
     random rotations.
@@ -249,7 +269,7 @@ class MultiScaleFlow(nn.Module):
         mixing = "reverse" if squeeze == "haar" else "rotation"
         self.blocks = nn.ModuleList()
         channels = in_channels
-        self.latent_channels = []
+        self.latent_channels, self.rest_channels = [], []
         for level in range(levels):
             channels *= 8
             steps_here = [FlowStep(channels, hidden, 100 * level + k, mixing) for k in range(steps)]
@@ -257,48 +277,55 @@ class MultiScaleFlow(nn.Module):
             if level < levels - 1:
                 self.latent_channels.append(channels // 2)
                 channels = channels - channels // 2
+                self.rest_channels.append(channels)
             else:
                 self.latent_channels.append(channels)
 
-    def _run(self, step: FlowStep, x: torch.Tensor):
+    def _run(self, step: FlowStep, x: torch.Tensor, positions: torch.Tensor | None):
         if self.checkpoint and self.training:
             from torch.utils.checkpoint import checkpoint
 
-            return checkpoint(step, x, use_reentrant=False)
-        return step(x)
+            return checkpoint(step, x, positions, use_reentrant=False)
+        return step(x, positions)
 
-    def forward(self, x: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def forward(self, x: torch.Tensor, positions: list[torch.Tensor] | None = None, with_rests: bool = False):
         logdet = torch.zeros(x.shape[0], device=x.device, dtype=x.dtype)
-        latents = []
+        latents, rests = [], []
         h = x
         for level, block in enumerate(self.blocks):
             h = self.haar(h) if self.haar is not None else squeeze3d(h)
             for step in block:
-                h, ld = self._run(step, h)
+                h, ld = self._run(step, h, None if positions is None else positions[level])
                 logdet = logdet + ld
             if level < self.levels - 1:
                 z, h = h[:, : self.latent_channels[level]], h[:, self.latent_channels[level] :]
                 latents.append(z)
+                rests.append(h)
             else:
                 latents.append(h)
-        return latents, logdet
+        return (latents, logdet, rests) if with_rests else (latents, logdet)
 
-    def inverse(self, latents: list[torch.Tensor]) -> torch.Tensor:
+    def inverse(self, latents: list[torch.Tensor], draw=None) -> torch.Tensor:
         h = latents[-1]
         for level in reversed(range(self.levels)):
             if level < self.levels - 1:
-                h = torch.cat([latents[level], h], dim=1)
+                z = latents[level] if draw is None else draw(level, h)
+                h = torch.cat([z, h], dim=1)
             for step in reversed(self.blocks[level]):
                 h = step.inverse(h)
             h = self.haar.inverse(h) if self.haar is not None else unsqueeze3d(h)
         return h
 
 
-def gaussian_log_prob(z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
-    """Sum over all but the batch axis of log N(z; mean, exp(log_std)^2)."""
+def gaussian_log_prob(
+    z: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor, positions: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Sum over all but the batch axis of log N(z; mean, exp(log_std)^2) (``positions``: only there)."""
     import math
 
     lp = -0.5 * (math.log(2 * math.pi) + 2 * log_std + (z - mean) ** 2 * torch.exp(-2 * log_std))
+    if positions is not None:
+        lp = lp * positions.to(lp.dtype)
     return lp.flatten(1).sum(dim=1)
 
 
