@@ -25,14 +25,14 @@ from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mri2pet_cli.age_effect import truth_subject
-from mri2pet_cli.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, region_labels, template_maps
-from mri2pet_cli.dataset import load_arrays, prepare_dataset
-from mri2pet_cli.evaluation import predict
 from mri2pet_cli.evaluation.features import fill_missing_columns, grey_matter_features, region_order
-from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
-from mri2pet_cli.weights import load_model
+from mri2pet_cli.models.registry import load_model
+from mri2pet_cli.models.runtime import predict
+from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
+from mri2pet_cli.simulation.counterfactual import truth_subject
+from mri2pet_cli.space.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, region_labels, template_maps
+from mri2pet_cli.space.grid import default_grid
 
 REGIONS = {"frontal": FRONTAL_REGIONS, "ad_pattern": AD_PATTERN_REGIONS}
 

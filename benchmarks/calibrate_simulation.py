@@ -1,8 +1,8 @@
-"""Fit simulator v2's FDG uptake to the literature table (writes mri2pet_cli/data/fdg_v2_calibration.json).
+"""Fit simulator v2's FDG uptake to the literature table (writes mri2pet_cli/simulation/data/fdg_v2_calibration.json).
 
     python benchmarks/calibrate_simulation.py [--subjects 4] [--iterations 6]
 
-The table (mri2pet_cli/fdg_reference.py) gives SUVRs as measured: after the point-spread blur,
+The table (mri2pet_cli/simulation/fdg_reference.py) gives SUVRs as measured: after the point-spread blur,
 on AAL regions of the model grid, cerebellar cortex = 1. The simulator's numbers are pre-blur
 grey-matter uptake factors. So for a few CN subjects (own anatomy, no regional noise):
 1. factors: render at age 70, measure each row's SUVR, multiply its factor by target / measured;
@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mri2pet_cli.fdg_model import (
+from mri2pet_cli.io import write_text_atomic
+from mri2pet_cli.simulation.anatomy import render_subject
+from mri2pet_cli.simulation.cohort import on_model_grid
+from mri2pet_cli.simulation.fdg_model import (
     AD_REFERENCE_SEVERITY,
     CALIBRATION_FILE,
     REFERENCE_AGE,
@@ -31,11 +34,10 @@ from mri2pet_cli.fdg_model import (
     calibrated_model,
     row_suvr,
 )
-from mri2pet_cli.fdg_reference import REGIONS
-from mri2pet_cli.grid import default_grid
-from mri2pet_cli.io import write_text_atomic
-from mri2pet_cli.scan_variety import variety_probabilities
-from mri2pet_cli.simulate import draw_subject, on_model_grid, render_subject
+from mri2pet_cli.simulation.fdg_reference import REGIONS
+from mri2pet_cli.simulation.population import draw_subject
+from mri2pet_cli.simulation.scan_variety import variety_probabilities
+from mri2pet_cli.space.grid import default_grid
 
 CALIBRATION_SEED = 20261123
 

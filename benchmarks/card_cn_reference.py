@@ -13,12 +13,13 @@ import argparse
 import json
 from pathlib import Path
 
-from mri2pet_cli.api import same_cohort
-from mri2pet_cli.dataset import prepare_dataset
-from mri2pet_cli.evaluation import resolve_device
+from mri2pet_cli.evaluation.run import same_cohort
 from mri2pet_cli.io import write_text_atomic
-from mri2pet_cli.training import cn_reference_of
-from mri2pet_cli.weights import find_weights, load_model, read_card
+from mri2pet_cli.models.registry import load_model
+from mri2pet_cli.models.runtime import resolve_device
+from mri2pet_cli.models.weights import find_weights, read_card
+from mri2pet_cli.preprocessing.cohort import prepare_dataset
+from mri2pet_cli.training.export import cn_reference_of
 
 
 def main() -> None:

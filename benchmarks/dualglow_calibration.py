@@ -23,20 +23,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri2pet_cli.atlas import template_maps
-from mri2pet_cli.dataset import load_arrays, prepare_dataset
-from mri2pet_cli.evaluation import predict
 from mri2pet_cli.evaluation.features import region_order, regional_values
-from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
-from mri2pet_cli.uncertainty import (
+from mri2pet_cli.models.registry import load_model
+from mri2pet_cli.models.runtime import predict
+from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
+from mri2pet_cli.reporting.uncertainty import (
     Z90,
     chosen_region_shrink,
     interval_coverage,
     region_std_scales,
     std_scale_for_coverage,
 )
-from mri2pet_cli.weights import load_model
+from mri2pet_cli.space.atlas import template_maps
+from mri2pet_cli.space.grid import default_grid
 
 REGIONS = region_order()  # the column order of regional_values
 

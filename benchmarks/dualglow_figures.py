@@ -28,13 +28,13 @@ import torch
 from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import cross_val_score
 
-from mri2pet_cli.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, region_labels, template_maps
-from mri2pet_cli.dataset import load_arrays, prepare_dataset
-from mri2pet_cli.evaluation import predict
-from mri2pet_cli.grid import default_grid
 from mri2pet_cli.io import write_text_atomic
-from mri2pet_cli.uncertainty import interval_coverage
-from mri2pet_cli.weights import load_model
+from mri2pet_cli.models.registry import load_model
+from mri2pet_cli.models.runtime import predict
+from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
+from mri2pet_cli.reporting.uncertainty import interval_coverage
+from mri2pet_cli.space.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, region_labels, template_maps
+from mri2pet_cli.space.grid import default_grid
 
 AGES = (60.0, 70.0, 80.0, 90.0)
 REGIONS = ("ad_pattern", "frontal")
@@ -70,7 +70,7 @@ def true_age_curves(
     ``brain_ages``: the brain age (atrophy) moves with the age; otherwise only the chronological age changes.
     The files `simulate --truth-ages` writes are read where they exist; the rest is rendered and stored there.
     """
-    from mri2pet_cli.age_effect import counterfactual_suvr
+    from mri2pet_cli.simulation.counterfactual import counterfactual_suvr
 
     grid = default_grid()
     curves: dict[str, list[list[float]]] = {region: [] for region in REGIONS}
@@ -244,7 +244,7 @@ def std_deciles(std: np.ndarray, error: np.ndarray) -> list[dict[str, float]]:
 
 
 def plot(out: dict, curves: dict, path: Path) -> None:
-    from mri2pet_cli.figures import pyplot, save_figure
+    from mri2pet_cli.reporting.figures import pyplot, save_figure
 
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mri2pet_cli.dataset import load_arrays, prepare_dataset
-from mri2pet_cli.evaluation import predict, resolve_device
-from mri2pet_cli.grid import default_grid
-from mri2pet_cli.report import ERROR_WINDOW_SUVR, PET_WINDOW_SUVR, T1_WINDOW, montage
-from mri2pet_cli.weights import load_model
+from mri2pet_cli.models.registry import load_model
+from mri2pet_cli.models.runtime import predict, resolve_device
+from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
+from mri2pet_cli.reporting.report import ERROR_WINDOW_SUVR, PET_WINDOW_SUVR, T1_WINDOW, montage
+from mri2pet_cli.space.grid import default_grid
 
 
 def main() -> None:

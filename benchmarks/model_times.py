@@ -20,17 +20,18 @@ import numpy as np
 import torch
 
 import mri2pet_cli.models.cpu_kernels as cpu_kernels
-from mri2pet_cli.api import cached_model
-from mri2pet_cli.evaluation import predict
+from mri2pet_cli.inference.synthesis import cached_model
 from mri2pet_cli.models.registry import model_names
-from mri2pet_cli.preprocess import load_preprocessed, preprocess
+from mri2pet_cli.models.runtime import predict
+from mri2pet_cli.preprocessing.pipeline import preprocess
+from mri2pet_cli.preprocessing.storage import load_preprocessed
 
 
 def subject_arrays(args) -> tuple[np.ndarray, np.ndarray, str]:
     if args.preprocessed:
         result = load_preprocessed(args.preprocessed, args.subject)
         return result.t1, result.mask, f"{args.preprocessed}/{args.subject}"
-    from mri2pet_cli.simulate import simulate_cohort, subject_paths
+    from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
 
     folder = Path(tempfile.mkdtemp(prefix="mri2pet-times-"))
     simulate_cohort(folder, 1, seed=3)

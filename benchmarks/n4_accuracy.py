@@ -22,10 +22,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mri2pet_cli import itk
-from mri2pet_cli import simulate as sim
-from mri2pet_cli.preprocess import slices_below_head
-from mri2pet_cli.resample import resample
+from mri2pet_cli.preprocessing import itk
+from mri2pet_cli.preprocessing.head import slices_below_head
+from mri2pet_cli.simulation.cohort import subject_paths
+from mri2pet_cli.simulation.population import Subject
+from mri2pet_cli.simulation.scanner import bias_field, t1_grid
+from mri2pet_cli.space.resample import resample
 
 sys.path.insert(0, str(Path(__file__).parent))
 from synthesize_speed import _variety  # noqa: E402
@@ -40,12 +42,12 @@ SETTINGS = {
 
 def true_log_bias(truth: dict) -> tuple[np.ndarray, np.ndarray]:
     """The subject's log bias field on its raw T1 grid (as native_t1 draws it) and that grid's affine."""
-    rng, affine, shape, center = sim.t1_grid(sim.Subject(**truth["subject"]))
-    return np.log(sim.bias_field(rng, affine, shape, center)), affine
+    rng, affine, shape, center = t1_grid(Subject(**truth["subject"]))
+    return np.log(bias_field(rng, affine, shape, center)), affine
 
 
 def evaluate_subject(data: Path, sid: str) -> dict:
-    paths = sim.subject_paths(data, sid)
+    paths = subject_paths(data, sid)
     truth = json.loads(paths["truth_json"].read_text())
     raw = nib.load(str(paths["t1"]))
     true_log, affine = true_log_bias(truth)

@@ -20,9 +20,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mri2pet_cli.preprocess import dice, load_preprocessed, output_paths, preprocess, preprocess_and_save
-from mri2pet_cli.simulate import oriented_affine, rigid, subject_paths
-from mri2pet_cli.subjects import bids_subjects
+from mri2pet_cli.preprocessing.inputs import bids_subjects
+from mri2pet_cli.preprocessing.pipeline import preprocess
+from mri2pet_cli.preprocessing.qc import dice
+from mri2pet_cli.preprocessing.storage import load_preprocessed, output_paths, preprocess_and_save
+from mri2pet_cli.simulation.cohort import subject_paths
+from mri2pet_cli.simulation.geometry import oriented_affine, rigid
 
 
 def displacement_errors(estimated: np.ndarray, true: np.ndarray, mask: np.ndarray, affine: np.ndarray, warp=None):
@@ -84,7 +87,7 @@ def cohort(folder: Path, n: int, out_dir: Path, first: int = 0) -> list[dict]:
 
 def template_check(out_dir: Path) -> dict:
     """The MNI152 T1 (a real brain) rotated, shifted and stored as LIA; preprocess must undo it."""
-    from mri2pet_cli.atlas import _load
+    from mri2pet_cli.space.atlas import _load
 
     src = _load("t1")
     data = np.asarray(src.dataobj, dtype=np.float32)
@@ -92,7 +95,7 @@ def template_check(out_dir: Path) -> dict:
     affine, shape = oriented_affine(
         "LIA", [1.0, 1.0, 1.2], (200.0, 240.0, 220.0), pose[:3] @ np.array([0, -18, 12, 1.0])
     )
-    from mri2pet_cli.resample import resample
+    from mri2pet_cli.space.resample import resample
 
     moved = resample(data, src.affine, shape, affine, world_to_world=np.linalg.inv(pose), antialias=False)
     path = out_dir / "mni152_rotated_LIA.nii.gz"

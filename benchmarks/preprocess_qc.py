@@ -19,18 +19,16 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mri2pet_cli.atlas import _nilearn_data_dir, template_maps
 from mri2pet_cli.errors import Mri2PetError
-from mri2pet_cli.preprocess import (
-    REGISTRATION_GRID,
-    check_registration,
-    extract_brain_deepbet,
-    preprocess,
-    registration_checks,
-)
-from mri2pet_cli.resample import resample
-from mri2pet_cli.scan_variety import VARIETIES
-from mri2pet_cli.simulate import rigid, simulate_cohort, subject_paths
+from mri2pet_cli.preprocessing.head import extract_brain_deepbet
+from mri2pet_cli.preprocessing.pipeline import preprocess
+from mri2pet_cli.preprocessing.qc import check_registration, registration_checks
+from mri2pet_cli.preprocessing.registration import REGISTRATION_GRID
+from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
+from mri2pet_cli.simulation.geometry import rigid
+from mri2pet_cli.simulation.scan_variety import VARIETIES
+from mri2pet_cli.space.atlas import _nilearn_data_dir, template_maps
+from mri2pet_cli.space.resample import resample
 
 RESULTS = Path(__file__).parent / "results"
 CHECKS = (

@@ -22,10 +22,12 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-import mri2pet_cli.itk as itk
-from mri2pet_cli import preprocess as pre
-from mri2pet_cli.simulate import subject_paths
-from mri2pet_cli.subjects import bids_subjects
+import mri2pet_cli.preprocessing.itk as itk
+from mri2pet_cli.preprocessing import registration as pre
+from mri2pet_cli.preprocessing.head import extract_brain_deepbet, slices_below_head
+from mri2pet_cli.preprocessing.inputs import bids_subjects
+from mri2pet_cli.preprocessing.qc import registration_problems
+from mri2pet_cli.simulation.cohort import subject_paths
 
 sys.path.insert(0, str(Path(__file__).parent))
 from preprocess_accuracy import displacement_errors  # noqa: E402
@@ -44,14 +46,14 @@ def prepare(folder: Path, sid: str) -> dict:
     img = nib.as_closest_canonical(nib.load(str(folder / sid / "anat" / f"{sid}_T1w.nii.gz")))
     data = np.asarray(img.dataobj, dtype=np.float32)
     data = np.maximum(data - np.percentile(data, 0.5), 0)
-    corrected = itk.n4_bias_correct(data, img.affine, first_slice=pre.slices_below_head(data, img.affine))
+    corrected = itk.n4_bias_correct(data, img.affine, first_slice=slices_below_head(data, img.affine))
     paths = subject_paths(folder, sid)
     truth_mask = nib.load(str(paths["truth_mask"]))
     return {
         "subject": sid,
         "data": corrected,
         "affine": img.affine,
-        "mask": pre.extract_brain_deepbet(nib.Nifti1Image(corrected, img.affine)),
+        "mask": extract_brain_deepbet(nib.Nifti1Image(corrected, img.affine)),
         "true": np.asarray(json.loads(paths["truth_json"].read_text())["native_to_mni"]),
         "true_mask": np.asarray(truth_mask.dataobj) > 0,
         "mask_affine": truth_mask.affine,
@@ -85,7 +87,7 @@ def run(subjects: list[dict], **options) -> dict:
                     "seconds": round(seconds, 3),
                     "true_affine_mm": round(errors["mean_mm"], 4),
                     "best_affine_mm": round(errors["best_affine_mean_mm"], 4),
-                    "failed_checks": len(pre.registration_problems(checks)),
+                    "failed_checks": len(registration_problems(checks)),
                     "starts": checks["starts"],
                 }
             )

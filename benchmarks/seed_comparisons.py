@@ -32,7 +32,7 @@ DEFAULT_CARDS = {
 }
 MEMORY_PROBE = """
 import resource, sys, time, torch
-from mri2pet_cli.weights import load_model
+from mri2pet_cli.models.registry import load_model
 torch.set_num_threads(2)
 model, card, _ = load_model(sys.argv[1], sys.argv[2])
 t1 = torch.rand(1, 1, 64, 80, 64)

@@ -21,9 +21,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mri2pet_cli.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, reference_labels, region_labels
-from mri2pet_cli.simulate import simulate_cohort, subject_paths
-from mri2pet_cli.subjects import read_participants
+from mri2pet_cli.preprocessing.inputs import read_participants
+from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
+from mri2pet_cli.space.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, reference_labels, region_labels
 
 
 def subject_figures(folder: Path, row: dict) -> dict:

@@ -4,7 +4,7 @@
 
 Simulates a v2 cohort in FOLDER when it has none (default scan variety), then compares the
 simulated CN subjects' regional SUVR (ground-truth model-grid PET, each subject's own AAL labels,
-cerebellar cortex = 1) with the literature table in mri2pet_cli/fdg_reference.py: mean, SD,
+cerebellar cortex = 1) with the literature table in mri2pet_cli/simulation/fdg_reference.py: mean, SD,
 z-score of the simulated mean against the reference mean and SD, SD ratio, Spearman rho over the
 regions; the same for the age slope (CN, %/decade) and the AD effect (AD vs CN, %). AAL has no
 pons, so only the cerebellar reference is reported. Also times one subject with the neck in view
@@ -26,10 +26,10 @@ import nibabel as nib
 import numpy as np
 from scipy import stats
 
-from mri2pet_cli.fdg_model import row_suvr
-from mri2pet_cli.fdg_reference import scored_regions
-from mri2pet_cli.simulate import simulate_cohort, subject_paths
-from mri2pet_cli.subjects import read_participants
+from mri2pet_cli.preprocessing.inputs import read_participants
+from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
+from mri2pet_cli.simulation.fdg_model import row_suvr
+from mri2pet_cli.simulation.fdg_reference import scored_regions
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"spearman_rho": 0.8, "max_abs_z": 1.0, "sd_ratio": (1 / 1.5, 1.5)}

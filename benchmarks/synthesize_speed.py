@@ -26,9 +26,9 @@ import nibabel as nib
 import numpy as np
 import torch
 
-from mri2pet_cli.api import SynthesisOptions, cached_model, synthesize
-from mri2pet_cli.evaluation import predict
-from mri2pet_cli.subjects import bids_subjects
+from mri2pet_cli.inference.synthesis import SynthesisOptions, cached_model, synthesize
+from mri2pet_cli.models.runtime import predict
+from mri2pet_cli.preprocessing.inputs import bids_subjects
 
 
 def _variety(data: Path, sid: str) -> dict:
@@ -87,7 +87,7 @@ def main() -> None:
         _write(args, summary, rows)
         return
     # float32 against bf16 autocast, model only, on the preprocessed inputs of these subjects
-    from mri2pet_cli.preprocess import preprocess
+    from mri2pet_cli.preprocessing.pipeline import preprocess
 
     model, _, _ = cached_model(args.model, None)
     pre = [preprocess(s.t1) for s in subjects[:3]]

@@ -8,8 +8,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
 
-from .console import tracked, working_on
-from .errors import Mri2PetError
+from mri2pet_cli.console import tracked, working_on
+from mri2pet_cli.errors import Mri2PetError
 
 
 @dataclass

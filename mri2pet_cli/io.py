@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from .errors import InputImageError, OutputExistsError
+from mri2pet_cli.errors import InputImageError, OutputExistsError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MIN_SPACING_MM = 0.2

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 
 def check_name(value: str, options: Iterable[str], what: str) -> None:
     """Refuse a value that is not one of ``options``: one line naming ``what``, the close option, all of them."""
-    from .errors import UnknownNameError
+    from mri2pet_cli.errors import UnknownNameError
 
     options = list(options)
     if value not in options:

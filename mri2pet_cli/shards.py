@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputImageError, Mri2PetError
-from .io import write_text_atomic
+from mri2pet_cli.errors import InputImageError, Mri2PetError
+from mri2pet_cli.io import write_text_atomic
 
 SHARD_DIR = "shards"
 ARRAY_VARIABLES = ("SLURM_ARRAY_TASK_ID", "PBS_ARRAY_INDEX", "SGE_TASK_ID", "LSB_JOBINDEX")
@@ -80,7 +80,7 @@ def write_manifest(
     out_dir: Path, shard: Shard, command: str, subjects: list[str], done: dict[str, Any], failed: dict[str, str]
 ) -> Path:
     """What this shard was given, what it wrote and what failed."""
-    from . import __version__
+    from mri2pet_cli import __version__
 
     record = {
         "command": command,

@@ -39,7 +39,7 @@ def simulated_cohort(tmp_path_factory):
 
     Version 1: the preprocessing and report tests were written against it; v2 has its own tests.
     """
-    from mri2pet_cli.simulate import simulate_cohort
+    from mri2pet_cli.simulation.cohort import simulate_cohort
 
     folder = tmp_path_factory.mktemp("cohort")
     simulate_cohort(folder, 1, seed=5, version=1)
@@ -49,7 +49,7 @@ def simulated_cohort(tmp_path_factory):
 @pytest.fixture(scope="session")
 def simulated_cohort_v2(tmp_path_factory):
     """One version 2 subject: the world the shipped weights were trained in (their cards say so)."""
-    from mri2pet_cli.simulate import simulate_cohort
+    from mri2pet_cli.simulation.cohort import simulate_cohort
 
     folder = tmp_path_factory.mktemp("cohort-v2")
     simulate_cohort(folder, 1, seed=5, version=2)

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from mri2pet_cli.grid import ModelGrid
-from mri2pet_cli.preprocess import Preprocessed, save_preprocessed
+from mri2pet_cli.preprocessing.pipeline import Preprocessed
+from mri2pet_cli.preprocessing.storage import save_preprocessed
+from mri2pet_cli.space.grid import ModelGrid
 
 TINY_GRID = ModelGrid(shape=(16, 16, 16), spacing=6.0)
 

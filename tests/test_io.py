@@ -6,8 +6,7 @@ import pytest
 
 from mri2pet_cli.errors import InputImageError, OutputExistsError
 from mri2pet_cli.io import load_volume, save_volume
-
-from .conftest import oblique_affine
+from tests.conftest import oblique_affine
 
 
 def test_round_trip_keeps_data_affine_and_codes(tmp_path, tiny_path):

@@ -9,8 +9,8 @@ from typer.testing import CliRunner
 from mri2pet_cli.cli import app
 from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.models.registry import build_model
+from mri2pet_cli.models.weights import save_weights
 from mri2pet_cli.shards import Shard, parse_shard, select
-from mri2pet_cli.weights import save_weights
 
 runner = CliRunner()
 

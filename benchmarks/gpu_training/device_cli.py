@@ -10,7 +10,7 @@ import numpy as np
 
 sys.modules.setdefault("SimpleITK", types.ModuleType("SimpleITK"))  # registration is not used in training
 
-import mri2pet_cli.atlas as atlas  # noqa: E402  (after the SimpleITK stand-in)
+import mri2pet_cli.space.atlas as atlas  # noqa: E402  (after the SimpleITK stand-in)
 
 _saved = np.load(Path(".gpu") / "template_maps.npz")  # made on the CPU machine (README)
 _maps = atlas.TemplateMaps(**{k: _saved[k] for k in _saved.files})

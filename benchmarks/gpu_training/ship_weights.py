@@ -8,7 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mri2pet_cli.weights import load_model, save_weights
+from mri2pet_cli.models.registry import load_model
+from mri2pet_cli.models.weights import save_weights
 
 AUTOMATIC = ("name", "file", "sha256", "size_bytes", "architecture", "not_shipped")
 

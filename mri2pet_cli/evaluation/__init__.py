@@ -1,6 +1,8 @@
-"""Evaluation: image scores against real PET (scoring), and the seeds' study (one module per question).
+"""Evaluation: synthetic and real PETs of a paired cohort in, scores, baselines and the seeds' study out.
 
-- scoring: prediction, image metrics, the two baselines of the seed papers
+- run: ``evaluate`` end to end (subjects, caches, scores, baselines, study)
+- metrics: MAE, PSNR, SSIM, MS-SSIM, r inside the brain mask
+- scoring: image scores of a cohort, the two baselines of the seed papers
 - features: regional SUVR and T1 grey-matter features for classification
 - classification: AD classification with nested cross-validation (real vs synthetic PET)
 - trends: regional SUVR against age, and the counterfactual age series
@@ -9,13 +11,10 @@
 - study: runs the questions in order; study_report: its HTML, CSV and JSON
 """
 
-from .scoring import (
+from mri2pet_cli.evaluation.scoring import (
     METRICS,
-    autocast,
     mean_training_baseline,
     population_baseline,
-    predict,
-    resolve_device,
     score,
     summarize,
     validation_mae,
@@ -24,11 +23,8 @@ from .scoring import (
 
 __all__ = [
     "METRICS",
-    "autocast",
     "mean_training_baseline",
     "population_baseline",
-    "predict",
-    "resolve_device",
     "score",
     "summarize",
     "validation_mae",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..dataset import Arrays
-from .scoring import predict
+from mri2pet_cli.models.runtime import predict
+from mri2pet_cli.preprocessing.cohort import Arrays
 
 SYNTHESIS_CACHE = "mri2pet-synth"
 

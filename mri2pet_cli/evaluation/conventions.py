@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..metrics import psnr, ssim
+from mri2pet_cli.evaluation.metrics import psnr, ssim
 
 CONVENTIONS = {
     "whole box [0,1]": "each volume min-max scaled to [0, 1] over the whole grid; data range 1; no mask",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..atlas import aal_names, roi_means
+from mri2pet_cli.space.atlas import aal_names, roi_means
 
 GM_MIXTURE_SEED = 0
 GM_MIXTURE_SAMPLES = 20_000  # voxels drawn to fit the mixture; the posterior is then computed for all

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..console import say, tracked
-from ..dataset import Arrays
-from ..grid import ModelGrid
-from ..key_regions import key_region_means
-from . import agreement, classification, conventions, features, trends
+from mri2pet_cli.console import say, tracked
+from mri2pet_cli.evaluation import agreement, classification, conventions, features, trends
+from mri2pet_cli.preprocessing.cohort import Arrays
+from mri2pet_cli.reporting.key_regions import key_region_means
+from mri2pet_cli.space.grid import ModelGrid
 
 COUNTERFACTUAL_AGES = (60.0, 70.0, 80.0, 90.0)
 
@@ -230,8 +230,8 @@ def counterfactual_rows(inputs: StudyInputs, device) -> tuple[list[dict], list[s
     A model with a measured age-only effect is given each subject's own age as the scan age
     (`synthesize --scan-age`): this brain at each age; the others are given each age as the age at the scan.
     """
-    from ..simulate import truth_age_paths
-    from .scoring import predict
+    from mri2pet_cli.models.runtime import predict
+    from mri2pet_cli.simulation.cohort import truth_age_paths
 
     if not inputs.age_models:
         return [], ["counterfactual age series: no age-conditioned model among those evaluated"]
@@ -247,7 +247,7 @@ def counterfactual_rows(inputs: StudyInputs, device) -> tuple[list[dict], list[s
         return [], [f"counterfactual age series: {len(with_truth)} subjects have truth at ages {COUNTERFACTUAL_AGES}"]
     import nibabel as nib
 
-    from ..preprocess import model_output_to_suvr, to_suvr
+    from mri2pet_cli.preprocessing.normalise import model_output_to_suvr, to_suvr
 
     per_subject: dict[str, list[dict[str, float]]] = {"truth: age only": [], "truth: aged": []}
     for i in with_truth:

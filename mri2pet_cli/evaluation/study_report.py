@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..figures import pyplot, save_figure
-from ..io import write_text_atomic
-from ..report import PAGE_STYLE, RESEARCH_ONLY, fmt, html_table
-from .classification import BINARY_METRICS, MULTICLASS_METRICS
-from .conventions import CONVENTIONS
-from .trends import TREND_REGIONS
+from mri2pet_cli.evaluation.classification import BINARY_METRICS, MULTICLASS_METRICS
+from mri2pet_cli.evaluation.conventions import CONVENTIONS
+from mri2pet_cli.evaluation.trends import TREND_REGIONS
+from mri2pet_cli.io import write_text_atomic
+from mri2pet_cli.reporting.figures import pyplot, save_figure
+from mri2pet_cli.reporting.report import PAGE_STYLE, RESEARCH_ONLY, fmt, html_table
 
 TABLES = (
     "classification",

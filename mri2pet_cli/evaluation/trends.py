@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, region_labels
+from mri2pet_cli.space.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, region_labels
 
 TREND_REGIONS = {"frontal": FRONTAL_REGIONS, "ad_pattern": AD_PATTERN_REGIONS}
 GROUPS = ("all", "CN", "MCI", "AD")

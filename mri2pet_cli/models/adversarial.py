@@ -12,8 +12,8 @@ from abc import abstractmethod
 import torch
 from torch import nn
 
-from .base import Synthesizer
-from .losses import adversarial_loss
+from mri2pet_cli.models.base import Synthesizer
+from mri2pet_cli.models.losses import adversarial_loss
 
 
 class AdversarialSynthesizer(Synthesizer):

@@ -30,9 +30,9 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
     def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
         """Called once with the training set (N, 1, D, H, W) before training starts; most models ignore it."""
 
-    def fit_cohort(self, data_dir: str, subject_ids: list[str]) -> None:
-        """Called once before training starts, after any initial weights are loaded, with the training
-        subjects' data folder (what a model measures on the cohort itself); most models ignore it."""
+    def before_training(self) -> None:
+        """Called once before the first epoch, after any initial weights are loaded: a model refuses here a
+        configuration it cannot train. It gets no data folder: what a model learns comes through its batches."""
 
     def validation_score(self, t1, pet, mask, age) -> float | None:
         """What a training run selects its best epoch by, lower is better (e.g. a likelihood), for one batch

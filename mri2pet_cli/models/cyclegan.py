@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Synthesizer, documented_choices
-from .losses import adversarial_loss, masked_l1
-from .pix2pix import patch_discriminator
-from .registry import register
+from mri2pet_cli.models.base import Synthesizer, documented_choices
+from mri2pet_cli.models.losses import adversarial_loss, masked_l1
+from mri2pet_cli.models.pix2pix import patch_discriminator
+from mri2pet_cli.models.registry import register
 
 PAIRINGS = ("independent", "disjoint-halves", "paired")
 

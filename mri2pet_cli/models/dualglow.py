@@ -1,6 +1,9 @@
 """DUAL-GLOW (Sun et al., ICCV 2019; seeds/000): two 3D Glow flows, hierarchical relation networks,
 a conditional Gaussian prior, and age conditioning with discriminators and gradient reversal.
 
+(Over 400 lines: one model whose paper leaves many choices open; the docstring and ``card_notes`` write each
+choice down, about 110 lines of the file.)
+
 - f_m (T1) and f_p (PET): multi-scale 3D Glow, L levels x K steps (actnorm, LU 1x1x1 conv, affine coupling).
 - Relation networks (eq. 6): at each lower level i a 3D CNN maps z_m,i to the mean and log-std of z_p,i.
 - Top level with age (eqs. 16-17): z_p,L ~ N(mu, sigma) from the lower T1 latents z'_m (squeezed to the
@@ -32,10 +35,11 @@ a conditional Gaussian prior, and age conditioning with discriminators and gradi
   trained on the same split). v1/v2 weights (``mean_network="none"``) centre on the mean training PET.
 - Age-only effect (v4, ``age_only_effect=True``): "this brain at another age". The age at the scan
   conditions everything above (what a person of that age with this T1 looks like, learned from pairs);
-  a PET for another age adds a measured map x (age - scan age) / 10, the metabolic change of those years
-  with the anatomy fixed. Pairs cannot give that map (the age stands in for atrophy the T1 does not
-  show: `mri2pet_cli.age_effect`), so it is measured on the simulator's renderings of the training
-  subjects at 60 and 90 with the anatomy fixed (``fit_cohort``). A shift by the inputs: exact likelihood.
+  a PET for another age adds a stored map x (age - scan age) / 10, the metabolic change of those years
+  with the anatomy fixed. The map in the shipped v4/v5 weights was measured on the simulator's renderings
+  (an evaluation device: a lab has no such renderings), so training no longer makes one: a model never
+  reads the simulator. A run that starts from weights carrying the map keeps it; a fresh run with
+  ``age_only_effect=True`` is refused. Learning the age effect from pairs only is the DUAL-GLOW issue's work.
 - v5 (issue 17), three options of the likelihood and its priors:
   ``pet_conditioned_priors``: each lower PET prior also reads the half its split sends upwards (the coarser
   PET latents are made of it), through a zero-ended CNN added to the T1 relation network's mean and log-std:
@@ -60,9 +64,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import Mri2PetError
-from .base import Synthesizer
-from .flows import (
+from mri2pet_cli.errors import Mri2PetError
+from mri2pet_cli.models.base import Synthesizer
+from mri2pet_cli.models.flows import (
     GradientReversal,
     MultiScaleFlow,
     conv_features,
@@ -71,8 +75,8 @@ from .flows import (
     squeeze3d,
     zero_ended_cnn,
 )
-from .registry import register
-from .unet import build_unet_layers, unet_forward
+from mri2pet_cli.models.registry import register
+from mri2pet_cli.models.unet import build_unet_layers, unet_forward
 
 AGE_BINS = (60.0, 70.0, 80.0, 90.0)
 AGE_CENTER, AGE_SPREAD = 70.0, 10.0
@@ -220,7 +224,7 @@ class DualGlow(Synthesizer):
             build_unet_layers(self.mean_net, mean_base, mean_levels)
             self.mean_net.requires_grad_(mean_trainable)
             self.mean_age_slope = nn.Parameter(torch.zeros(0))  # grid-shaped, set in fit_data_statistics
-        # v4: SUVR change per decade of age with the anatomy fixed, measured in fit_cohort (grid-shaped)
+        # v4: SUVR change per decade of age with the anatomy fixed, stored in the weights (grid-shaped)
         self.age_only_effect = age_only_effect
         self.register_buffer("age_only_slope", torch.zeros(0))
 
@@ -238,39 +242,25 @@ class DualGlow(Synthesizer):
                 self._init_mean_from(self.mean_init)
 
     def _init_mean_from(self, name: str) -> None:
-        """Start the mean network from a registered model's shipped weights (a U-Net of the same size)."""
-        from ..weights import load_model
+        """Start the mean network from a registered model's shipped weights (a U-Net of the same size).
 
-        donor, _, files = load_model(name)
+        Read as a state dict (verified against its card), not built through the registry, which imports
+        this module."""
+        from mri2pet_cli.models.weights import find_weights, load_checkpoint
+
+        files = find_weights(name)
+        checkpoint, _card = load_checkpoint(files)
         try:
-            self.mean_net.load_state_dict(donor.state_dict())
+            self.mean_net.load_state_dict(checkpoint["state_dict"])
         except RuntimeError as exc:
             raise Mri2PetError(f"{files.weights}: not a U-Net of the mean network's size ({str(exc)[:100]})") from None
 
-    def fit_cohort(self, data_dir: str, subject_ids: list[str]) -> None:
-        """``age_only_effect``: measure the age-only slope on the training subjects' simulator renderings at
-        60 and 90 with the anatomy fixed (rendered once, cached in the cohort's truth folder)."""
-        if not self.age_only_effect:
-            return
-        from ..age_effect import has_simulator_truth, metabolic_age_slope
-        from ..console import stage
-        from ..grid import default_grid
-
-        if not has_simulator_truth(data_dir, subject_ids):
-            if self.age_only_slope.numel():  # fine-tuning on a lab's data: keep the measured map
-                stage("keeping the initial weights' age-only effect (the data has no simulator truth to measure it)")
-                return
+    def before_training(self) -> None:
+        if self.age_only_effect and not self.age_only_slope.numel():
             raise Mri2PetError(
-                f"{data_dir}: age_only_effect is measured on a cohort from `mri2pet simulate`, and this one has "
-                "no simulator truth (start from weights that have it, or set age_only_effect false)"
+                "age_only_effect: the age-only map is not measured by training (it came from the simulator, which "
+                "a model never reads); start from weights that carry one (--init-weights) or set it false"
             )
-
-        grid = default_grid()
-        if tuple(self.pet_mean.shape[2:]) != grid.shape:
-            raise Mri2PetError(f"{data_dir}: the age-only effect is measured on the model grid {grid.shape}")
-        stage(f"measuring the age-only effect on {len(subject_ids)} training subjects (simulator renderings)")
-        slope = metabolic_age_slope(data_dir, subject_ids, grid)
-        self.age_only_slope = torch.from_numpy(slope)[None, None].to(self.pet_mean)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # these have the training grid's shape, known only from the weights; .data keeps the parameter
@@ -324,7 +314,7 @@ class DualGlow(Synthesizer):
                 "age_only_effect": "v4: a PET for another age than the scan age (--scan-age) adds a measured map x "
                 "(age - scan age) / 10: the simulator's metabolic change with the anatomy fixed, averaged over the "
                 "training subjects' renderings at 60 and 90 (pairs cannot separate it from atrophy the T1 does "
-                "not show: mri2pet_cli/age_effect.py). Without --scan-age the age is the age at the scan",
+                "not show: benchmarks/age_identifiability.py). Without --scan-age the age is the age at the scan",
                 "pet_conditioned_priors": "v5: each lower PET prior also reads the half of its level that the split "
                 "sends upwards (a zero-ended CNN added to the T1 relation network's mean and log-std: Glow's split "
                 "prior, as in the authors' release); a draw decodes top-down, so coarse draws move the finer means",

@@ -28,10 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .adversarial import AdversarialSynthesizer
-from .base import documented_choices
-from .losses import masked_l1, ms_ssim_loss, roi_loss, ssim_loss
-from .registry import register
+from mri2pet_cli.models.adversarial import AdversarialSynthesizer
+from mri2pet_cli.models.base import documented_choices
+from mri2pet_cli.models.losses import masked_l1, ms_ssim_loss, roi_loss, ssim_loss
+from mri2pet_cli.models.registry import register
 
 PAPER_FILTERS = (64, 64, 128, 64)
 MODES = ("global-local", "global", "local")
@@ -205,8 +205,8 @@ class GlaGan(AdversarialSynthesizer):
     def _labels(self, shape: tuple[int, ...]) -> torch.Tensor | None:
         """AAL labels on the model grid (None for volumes of another shape, e.g. tests' tiny ones)."""
         if tuple(self.roi_labels.shape) != shape:
-            from ..atlas import template_maps
-            from ..grid import default_grid
+            from mri2pet_cli.space.atlas import template_maps
+            from mri2pet_cli.space.grid import default_grid
 
             grid = default_grid()
             if tuple(grid.shape) != shape:

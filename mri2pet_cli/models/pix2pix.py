@@ -18,11 +18,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .adversarial import AdversarialSynthesizer, receptive_field
-from .base import documented_choices
-from .losses import masked_l1
-from .registry import register
-from .unet import LAYERS, build_unet_layers, unet_forward
+from mri2pet_cli.models.adversarial import AdversarialSynthesizer, receptive_field
+from mri2pet_cli.models.base import documented_choices
+from mri2pet_cli.models.losses import masked_l1
+from mri2pet_cli.models.registry import register
+from mri2pet_cli.models.unet import LAYERS, build_unet_layers, unet_forward
 
 
 class UNetGenerator(nn.Module):

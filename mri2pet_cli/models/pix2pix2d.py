@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import torch
 
-from .adversarial import AdversarialSynthesizer
-from .base import documented_choices
-from .losses import masked_l1
-from .pix2pix import UNetGenerator, patch_discriminator
-from .registry import register
+from mri2pet_cli.models.adversarial import AdversarialSynthesizer
+from mri2pet_cli.models.base import documented_choices
+from mri2pet_cli.models.losses import masked_l1
+from mri2pet_cli.models.pix2pix import UNetGenerator, patch_discriminator
+from mri2pet_cli.models.registry import register
 
 # plane -> the volume axis held fixed (model grid axes: 0 left-right, 1 posterior-anterior, 2 inferior-superior)
 PLANE_AXES = {"axial": 2, "coronal": 1, "sagittal": 0}

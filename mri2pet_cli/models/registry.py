@@ -1,12 +1,19 @@
-"""One registry of synthesis models, by name (MONAI ComponentStore style, with "did you mean")."""
+"""One registry of synthesis models, by name (MONAI ComponentStore style, with "did you mean").
+
+Each model module registers itself with ``@register``; ``mri2pet_cli/models/__init__.py`` imports them
+all, so any import of this module (through its package) sees every built-in model. The registry is the
+one place that knows both the models and their weight files (``load_model``); ``weights`` knows files only.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
-from ..errors import UnknownNameError
-from ..names import did_you_mean
+from mri2pet_cli.errors import UnknownNameError
+from mri2pet_cli.models.weights import WeightsError, WeightsFiles, find_weights, load_checkpoint, load_state
+from mri2pet_cli.names import did_you_mean
 
 CONDITIONING = ("none", "age")  # "age": takes --age; whether it is required is `age_required`
 TRAINING = ("paired", "unpaired")
@@ -49,16 +56,14 @@ def register(
 
 
 def _load_builtin() -> None:
-    from . import cyclegan, dualglow, glagan, pix2pix, pix2pix2d, unet  # noqa: F401  (they register on import)
+    pass
 
 
 def model_names() -> list[str]:
-    _load_builtin()
     return sorted(_MODELS)
 
 
 def get_model_info(name: str) -> ModelInfo:
-    _load_builtin()
     if name not in _MODELS:
         raise UnknownNameError(
             f"unknown model {name!r}{did_you_mean(name, _MODELS)}",
@@ -71,3 +76,22 @@ def build_model(name: str, config: dict | None = None):
     """A fresh model of the registered kind, from its config (defaults where not given)."""
     info = get_model_info(name)
     return info.factory(**(config or {}))
+
+
+def load_model_checkpoint(name: str, weights: str | Path | None = None) -> tuple[dict, dict, WeightsFiles]:
+    """The verified checkpoint of model ``name``, its card and files."""
+    files = find_weights(name, weights)
+    checkpoint, card = load_checkpoint(files)
+    if checkpoint.get("model") != name:
+        raise WeightsError(f"{files.weights}: holds weights of model {checkpoint.get('model')!r}, not {name!r}")
+    return checkpoint, card, files
+
+
+def load_model(name: str, weights: str | Path | None = None):
+    """The model ``name`` with its weights, in eval mode on the CPU, and its card."""
+    get_model_info(name)  # unknown names fail here, with a suggestion
+    checkpoint, card, files = load_model_checkpoint(name, weights)
+    model = build_model(name, checkpoint.get("config", {}))
+    load_state(model, checkpoint, files.weights, architecture=name)
+    model.eval()
+    return model, card, files

@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Synthesizer
-from .losses import masked_l1, ssim_loss
-from .registry import register
+from mri2pet_cli.models.base import Synthesizer
+from mri2pet_cli.models.losses import masked_l1, ssim_loss
+from mri2pet_cli.models.registry import register
 
 LAYERS = {  # the same networks on slices (2) or volumes (3)
     2: {"conv": nn.Conv2d, "up": nn.ConvTranspose2d, "norm": nn.InstanceNorm2d, "batch_norm": nn.BatchNorm2d,

@@ -1,0 +1,149 @@
+"""Who the simulated subjects are: demographics, diagnosis, severity, scanner and pose, one random stream each.
+
+The group-level numbers (ADNI-like) are explained in docs/simulation.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mri2pet_cli.simulation.scan_variety import draw_variety, variety_probabilities
+
+ORIENTATIONS = ("RAS", "LPS", "LAS", "RPI", "LIA", "PIR", "ASL", "SRA")
+
+
+BRAIN_CENTER_MNI = np.array([0.0, -18.0, 12.0])
+
+
+# Group-level demographics (ADNI-like; see docs/simulation.md).
+DIAGNOSIS_P = {"CN": 0.40, "MCI": 0.35, "AD": 0.25}
+
+
+SEVERITY_RANGE = {"CN": (0.0, 0.05), "MCI": (0.2, 0.5), "AD": (0.5, 1.0)}
+
+
+AGE_RANGE = (55.0, 92.0)
+
+
+# Scanner T1 contrasts: (CSF, GM, WM, skull, scalp) relative to WM.
+SCANNERS = {
+    "siemens-mprage": (0.20, 0.60, 1.0, 0.08, 0.75),
+    "ge-spgr": (0.28, 0.66, 1.0, 0.12, 0.85),
+    "philips-tfe": (0.14, 0.54, 1.0, 0.06, 0.70),
+}
+
+
+# v2 adds the low-contrast ones (scan_variety.low_contrast); kept apart so v1's draws stay as they were.
+LOW_CONTRAST_SCANNERS = {
+    "1.5t-spgr": (0.30, 0.72, 1.0, 0.10, 0.85),
+    "contrast-enhanced": (0.25, 0.68, 1.0, 0.10, 0.85),
+}
+
+
+VESSEL_T1 = 1.5  # gadolinium-enhanced sinuses and veins, relative to WM
+
+
+VERSIONS = (1, 2)
+
+
+DEFAULT_VERSION = 2
+
+
+def scanner_contrast(name: str) -> tuple[float, ...]:
+    return SCANNERS.get(name) or LOW_CONTRAST_SCANNERS[name]
+
+
+@dataclass
+class Subject:
+    """Demographics and every random draw that defines one simulated subject."""
+
+    participant_id: str
+    age: float
+    sex: str
+    diagnosis: str
+    severity: float
+    brain_age: float
+    scanner: str
+    head_scale: float
+    rotation_deg: list[float]
+    shift_mm: list[float]
+    t1_orientation: str
+    t1_spacing_mm: list[float]
+    pet_orientation: str
+    pet_spacing_mm: list[float]
+    pet_offset_rotation_deg: list[float]
+    pet_offset_shift_mm: list[float]
+    psf_fwhm_mm: float
+    suv_gm_mean: float
+    t1_noise: float
+    t1_gain: float
+    extras: dict = field(default_factory=dict)
+
+
+def draw_subject(seed: int, index: int, version: int = 1, variety: dict[str, float] | None = None) -> Subject:
+    """All random choices for subject ``index`` of the cohort with ``seed``.
+
+    Each subject has its own random stream, so a cohort is the same whatever
+    the number of jobs, and subject 7 is the same in a cohort of 10 or 100.
+    Version 2 draws the same demographics, then its scan variety from a stream of its own
+    (``variety``: probability of each, default scan_variety.DEFAULT_PROBABILITY).
+    """
+    subject = _draw_v1(seed, index)
+    if version == 1:
+        return subject
+    if version not in VERSIONS:
+        raise ValueError(f"unknown simulator version {version}")
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
+    chosen = draw_variety(rng, variety if variety is not None else variety_probabilities("default"))
+    subject.extras.update({"version": 2, "variety": chosen})
+    if "low_contrast" in chosen:
+        subject.scanner = chosen["low_contrast"]["scanner"]
+    if "origin_offset" in chosen:
+        subject.shift_mm = (np.asarray(subject.shift_mm) + chosen["origin_offset"]["offset_mm"]).round(2).tolist()
+    if "thick_slices" in chosen:
+        thick = chosen["thick_slices"]
+        spacing = [thick["in_plane_mm"]] * 3
+        spacing[thick["axis"]] = thick["slice_mm"]
+        subject.t1_spacing_mm = spacing
+    return subject
+
+
+def subject_version(subject: Subject) -> int:
+    return int(subject.extras.get("version", 1))
+
+
+def _draw_v1(seed: int, index: int) -> Subject:
+    rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
+    diagnosis = str(rng.choice(list(DIAGNOSIS_P), p=list(DIAGNOSIS_P.values())))
+    if diagnosis == "CN":
+        age = rng.uniform(*AGE_RANGE)
+    else:
+        age = float(np.clip(rng.normal(75.0, 7.0), *AGE_RANGE))
+    sex = str(rng.choice(["F", "M"]))
+    severity = float(rng.uniform(*SEVERITY_RANGE[diagnosis]))
+    return Subject(
+        participant_id=f"sub-{index + 1:03d}",
+        age=round(float(age), 1),
+        sex=sex,
+        diagnosis=diagnosis,
+        severity=round(severity, 3),
+        # atrophy follows a biological age that the T1 shows only with this scatter
+        brain_age=float(age + rng.normal(0.0, 4.0)),
+        scanner=str(rng.choice(list(SCANNERS))),
+        head_scale=float(np.clip(rng.normal(0.96 if sex == "M" else 0.92, 0.035), 0.84, 1.06)),
+        rotation_deg=rng.uniform(-15, 15, 3).round(2).tolist(),
+        shift_mm=rng.uniform(-20, 20, 3).round(2).tolist(),
+        t1_orientation=str(rng.choice(ORIENTATIONS)),
+        t1_spacing_mm=[round(float(x), 3) for x in (*[rng.uniform(1.0, 1.15)] * 2, rng.uniform(1.0, 1.3))],
+        pet_orientation=str(rng.choice(ORIENTATIONS)),
+        pet_spacing_mm=[round(float(x), 3) for x in (*[rng.uniform(1.9, 2.2)] * 2, rng.uniform(2.0, 2.5))],
+        pet_offset_rotation_deg=rng.uniform(-3, 3, 3).round(2).tolist(),
+        pet_offset_shift_mm=rng.uniform(-5, 5, 3).round(2).tolist(),
+        psf_fwhm_mm=round(float(rng.uniform(6.0, 8.0)), 2),
+        suv_gm_mean=round(float(rng.normal(8.0, 1.2)), 3),
+        t1_noise=round(float(rng.uniform(0.015, 0.04)), 4),
+        t1_gain=round(float(rng.uniform(300, 1500)), 1),
+        extras={"stream": [int(seed), int(index)]},
+    )

@@ -1,0 +1,141 @@
+"""`mri2pet synthesize` end to end on one simulated raw T1, with small random weights (about a minute)."""
+
+import json
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mri2pet_cli.cli import app
+from mri2pet_cli.models.registry import build_model
+from mri2pet_cli.models.weights import save_weights
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    import torch
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("weights")
+    files = save_weights(build_model("unet", {"base": 4, "levels": 2}), folder, {"version": "test"})
+    return files.weights
+
+
+@pytest.fixture(scope="module")
+def synthesized(simulated_cohort, weights, tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    pet = simulated_cohort / "sub-001" / "pet" / "sub-001_pet.nii.gz"
+    args = ["synthesize", str(t1), "--weights", str(weights), "--reference-pet", str(pet), "-o", str(out)]
+    return out, t1, runner.invoke(app, args), args
+
+
+def test_writes_pet_in_native_and_mni_space_with_reports(synthesized):
+    out, t1, result, _ = synthesized
+    assert result.exit_code == 0, result.output
+    folder = out / "sub-001"
+    native = nib.load(str(folder / "sub-001_space-T1w_desc-unet_pet.nii.gz"))
+    source = nib.load(str(t1))
+    assert native.shape == source.shape
+    np.testing.assert_allclose(native.affine, source.affine, atol=1e-5)
+    assert int(native.header["sform_code"]) == int(source.header["sform_code"])
+    mni = nib.load(str(folder / "sub-001_space-MNI152_desc-unet_pet.nii.gz"))
+    assert mni.shape == (64, 80, 64)
+    assert np.isfinite(mni.get_fdata()).all() and mni.get_fdata().max() > 0
+    rows = (folder / "sub-001_desc-unet_roi.csv").read_text().splitlines()
+    assert rows[0] == "label,region,mean_suvr,std_suvr,volume_mni_ml,volume_native_ml" and len(rows) == 117
+    assert "Precuneus_L" in rows[67]
+    description = native.header["descrip"].tobytes()
+    assert b"mri2pet" in description and b"synthetic FDG-PET" in description
+    page = (folder / "sub-001_desc-unet_report.html").read_text()
+    assert "data:image/png;base64," in page and "Research use only" in page
+    record = json.loads((folder / "sub-001_desc-unet_synthesis.json").read_text())
+    assert Path(record["inputs"]["t1"]).is_absolute() and Path(record["model"]["weights"]).is_absolute()
+    assert record["model"]["sha256"] and record["metrics_vs_reference"]["data_range"] > 0
+    assert {"model", "preprocess.registration", "write"} <= set(record["timings_s"])
+
+
+def test_refuses_to_overwrite_and_age_is_noted(synthesized):
+    out, _, _, args = synthesized
+    again = runner.invoke(app, [*args, "--age", "70"])
+    assert again.exit_code == 1
+    assert "does not use age" in again.output and "--overwrite" in again.output
+
+
+def test_bad_inputs(tmp_path, weights, tiny_path):
+    unknown = runner.invoke(app, ["synthesize", str(tiny_path), "--model", "dual-glo"])
+    assert unknown.exit_code == 2 and "unknown model 'dual-glo'" in unknown.output
+    broken = tmp_path / "unet.pt"
+    broken.write_bytes(weights.read_bytes()[:1000])
+    (tmp_path / "unet.json").write_text(weights.with_suffix(".json").read_text())
+    corrupt = runner.invoke(app, ["synthesize", str(tiny_path), "--weights", str(broken), "-o", str(tmp_path / "o")])
+    assert corrupt.exit_code == 2 and "does not match its model card" in corrupt.output
+    missing = runner.invoke(app, ["synthesize", str(tmp_path / "nope.nii.gz"), "--weights", str(weights)])
+    assert missing.exit_code == 2 and "file not found" in missing.output
+    old = runner.invoke(app, ["synthesize", str(tiny_path), "--weights", str(weights), "--age", "150"])
+    assert old.exit_code == 2 and "outside 30-100" in old.output
+    assert "Traceback" not in unknown.output + corrupt.output + missing.output + old.output
+
+
+def test_dual_glow_age_series_with_uncertainty(simulated_cohort, tmp_path):
+    import torch
+
+    torch.manual_seed(0)
+    model = build_model("dual-glow", {"levels": 2, "steps": 1, "hidden": 4, "relation_hidden": 4, "age_embedding": 4})
+    with torch.no_grad():  # off the identity initialisation, so that age and samples matter
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    weights = save_weights(model, tmp_path / "w", {"version": "test"}).weights
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    args = ["synthesize", str(t1), "--model", "dual-glow", "--weights", str(weights), "-o", str(tmp_path / "o")]
+    result = runner.invoke(app, [*args, "--age", "60", "--age", "85", "--samples", "2"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "o" / "sub-001"
+    young = nib.load(str(folder / "sub-001_age-60_space-MNI152_desc-dualglow_pet.nii.gz")).get_fdata()
+    old = nib.load(str(folder / "sub-001_age-85_space-MNI152_desc-dualglow_pet.nii.gz")).get_fdata()
+    assert not np.allclose(young, old)
+    std = nib.load(str(folder / "sub-001_age-60_space-T1w_desc-dualglow_stat-std_pet.nii.gz"))
+    assert std.get_fdata().max() > 0
+    curve = (folder / "sub-001_desc-dualglow_agecurve.csv").read_text().splitlines()
+    assert curve[0].startswith("age,posterior_cingulate") and len(curve) == 3
+    assert (folder / "sub-001_desc-dualglow_agecurve.png").exists()
+    # every file of the series is named, not only the last
+    assert "age 60" in result.output and "age 85" in result.output and "agecurve.png" in result.output
+    for name in (p.name for p in folder.iterdir()):  # BIDS: entity labels are alphanumeric
+        for entity in name.split(".")[0].split("_")[1:-1]:
+            assert entity.split("-")[1].isalnum(), name
+    # weights without a measured age-only effect cannot say what this brain looks like at another age
+    refused = runner.invoke(app, [*args, "--age", "85", "--scan-age", "70"])
+    assert refused.exit_code != 0 and "no measured age-only effect" in refused.output
+
+
+def _synthesize_twice(t1, tmp_path, *options: str) -> list[dict[str, bytes]]:
+    """Run `synthesize` twice into two folders; the data (not the gzip stream) of every NIfTI written."""
+    runs = []
+    for name in ("first", "second"):
+        out = tmp_path / name
+        result = runner.invoke(app, ["synthesize", str(t1), "-o", str(out), *options])
+        assert result.exit_code == 0, result.output
+        runs.append({p.name: np.asanyarray(nib.load(str(p)).dataobj).tobytes() for p in out.rglob("*.nii.gz")})
+    return runs
+
+
+def test_same_input_same_bytes_unet(simulated_cohort, weights, tmp_path):
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    first, second = _synthesize_twice(t1, tmp_path, "--weights", str(weights))
+    assert first.keys() == second.keys() and len(first) >= 2
+    for name in first:
+        assert first[name] == second[name], name
+
+
+@pytest.mark.slow
+def test_same_input_same_bytes_dual_glow_samples(simulated_cohort, tmp_path):
+    t1 = simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"
+    first, second = _synthesize_twice(t1, tmp_path, "--model", "dual-glow", "--samples", "2", "--seed", "3")
+    assert any("std" in name for name in first)
+    for name in first:
+        assert first[name] == second[name], name
