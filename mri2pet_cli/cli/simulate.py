@@ -26,7 +26,7 @@ def simulate(
     version: Annotated[
         int,
         typer.Option(
-            "--version",
+            "--sim-version",
             min=1,
             max=2,
             metavar="1|2",

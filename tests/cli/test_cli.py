@@ -24,3 +24,14 @@ def test_simulate_writes_cohort_and_refuses_overwrite(tmp_path):
     again = runner.invoke(app, ["simulate", str(out), "--n", "1", "--seed", "2"])
     assert again.exit_code == 2
     assert "already exists" in again.output and "Traceback" not in again.output
+
+
+def test_simulator_version_is_sim_version_and_does_not_clash_with_the_tools_version(tmp_path):
+    out = tmp_path / "cohort"
+    old = runner.invoke(app, ["simulate", str(out), "--version", "1"])
+    assert old.exit_code == 2 and "--version" in old.output  # no such option of simulate
+    beyond = runner.invoke(app, ["simulate", str(out), "--sim-version", "9"])
+    assert beyond.exit_code == 2 and "--sim-version" in beyond.output
+    assert not out.exists()
+    help_text = runner.invoke(app, ["simulate", "--help"]).output
+    assert "--sim-version" in help_text
