@@ -13,7 +13,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mri2pet_cli.errors import InputImageError, OutputExistsError
+from mri2pet_cli.errors import InputImageError, Mri2PetError, OutputExistsError
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 MIN_SPACING_MM = 0.2
@@ -110,6 +110,30 @@ def check_writable(path: str | Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
         raise OutputExistsError(f"{path}: already exists", hint="pass --overwrite to replace it")
     return path
+
+
+MIN_FREE_BYTES = 200 * 2**20  # a subject's outputs are about 10-40 MB; less than this is a full disk
+
+
+def check_output_dir(out_dir: str | Path, *, option: str = "-o") -> Path:
+    """Refuse, before any work, an output folder that cannot be created or written, or a nearly full disk."""
+    import shutil
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise Mri2PetError(f"{out_dir}: {option} is a file, not a folder")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out_dir, prefix=".mri2pet-write-test-"):
+            pass
+    except OSError as exc:
+        raise Mri2PetError(f"{out_dir}: {option} folder is not writable ({exc.strerror or exc})") from None
+    free = shutil.disk_usage(out_dir).free
+    if free < MIN_FREE_BYTES:
+        raise Mri2PetError(
+            f"{out_dir}: only {free / 2**20:.0f} MB free on its disk", hint=f"{option} needs at least 200 MB"
+        )
+    return out_dir
 
 
 def save_volume(

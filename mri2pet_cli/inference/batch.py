@@ -8,6 +8,7 @@ from pathlib import Path
 from mri2pet_cli.console import say
 from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.inference.synthesis import SynthesisOptions, cached_model, check_age, synthesize
+from mri2pet_cli.io import check_output_dir
 from mri2pet_cli.models.registry import get_model_info
 from mri2pet_cli.models.runtime import resolve_device
 from mri2pet_cli.preprocessing.batch import SubjectBatch, check_modes, choose_subjects, run_subject_batch
@@ -66,6 +67,7 @@ def synthesize_batch(
     check_subjects(found, options, ages)
     subjects, unreadable, part = choose_subjects(found, shard)
     cached_model(options.model, options.weights)  # checks the weights once, up front
+    check_output_dir(out_dir)
     say(
         f"synthesize {len(subjects)} subjects with {options.model} on {device}",
         event="start",

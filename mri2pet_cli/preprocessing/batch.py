@@ -10,6 +10,7 @@ from pathlib import Path
 
 from mri2pet_cli.batch import BatchResult, run_batch
 from mri2pet_cli.console import say
+from mri2pet_cli.io import check_output_dir
 from mri2pet_cli.names import check_name
 from mri2pet_cli.preprocessing.inputs import check_subject_files, find_subjects
 from mri2pet_cli.preprocessing.pipeline import SKULL_STRIP_METHODS
@@ -97,6 +98,7 @@ def preprocess_batch(
     """`mri2pet preprocess`: every subject found in ``inputs`` onto the model grid, into ``out_dir``."""
     check_modes(qc, skull_strip)
     subjects, unreadable, part = choose_subjects(find_subjects(inputs, pet=pet, with_pet=with_pet), shard)
+    check_output_dir(out_dir)
     work = functools.partial(preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite, qc=qc)
     return run_subject_batch(
         work, subjects, unreadable, part, out_dir=out_dir, command="preprocess", jobs=jobs, label="preprocessing"

@@ -222,3 +222,32 @@ def test_report_renders_in_a_real_browser(simulated_cohort, small_weights, tmp_p
     subprocess.run([*browser, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
     pixels = __import__("matplotlib.image", fromlist=["imread"]).imread(str(shot))
     assert pixels.shape[:2] == (2400, 1200) and pixels[..., :3].std() > 0.05  # drawn, not blank
+
+
+@pytest.mark.parametrize("command", ["preprocess", "synthesize"])
+def test_an_unwritable_output_folder_is_refused_before_any_work(command, tiny_path, tmp_path, monkeypatch):
+    import mri2pet_cli.preprocessing.batch as batch
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the pipeline ran before the output folder was checked")
+
+    monkeypatch.setattr(batch, "run_batch", no_work)
+    as_file = tmp_path / "taken"
+    as_file.write_text("a file where the folder should be")
+    result = runner.invoke(app, [command, str(tiny_path), "-o", str(as_file)])
+    assert result.exit_code == 2 and "is a file, not a folder" in result.output
+    # cannot be made by anyone, root included: its parent is a file of /proc
+    result = runner.invoke(app, [command, str(tiny_path), "-o", "/proc/version/mri2pet-out"])
+    assert result.exit_code == 2 and "not writable" in result.output and "Traceback" not in result.output
+
+
+def test_a_nearly_full_disk_is_refused(tmp_path, monkeypatch):
+    import shutil
+
+    from mri2pet_cli.errors import Mri2PetError
+    from mri2pet_cli.io import check_output_dir
+
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=50 * 2**20))
+    with pytest.raises(Mri2PetError, match="only 50 MB free"):
+        check_output_dir(tmp_path / "out")
