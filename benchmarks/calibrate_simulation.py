@@ -1,6 +1,6 @@
-"""Fit simulator v2's FDG uptake to the literature table (writes mri2pet_cli/simulation/data/fdg_v2_calibration.json).
+"""Fit the simulator's FDG uptake to the literature table (writes mri2pet_cli/simulation/data/fdg_vN_calibration.json).
 
-    python benchmarks/calibrate_simulation.py [--subjects 4] [--iterations 6]
+    python benchmarks/calibrate_simulation.py [--subjects 4] [--iterations 6] [--sim-version 3]
 
 The table (mri2pet_cli/simulation/fdg_reference.py) gives SUVRs as measured: after the point-spread blur,
 on AAL regions of the model grid, cerebellar cortex = 1. The simulator's numbers are pre-blur
@@ -12,6 +12,11 @@ grey-matter uptake factors. So for a few CN subjects (own anatomy, no regional n
    loss of atrophy, so the metabolic slope is what is left of the table's;
 3. AD: the same with severity 0 and 0.75 at age 75.
 Prints the residuals of each step. Deterministic: same code, same file.
+
+Version 3 does not fit step 2: its metabolic age slopes are the partial-volume-corrected literature values
+(``V3_AGE``, cited in docs/simulation.md) and its atrophy the volumetric literature's (simulation/ageing.py);
+the script prints how far the measured (uncorrected) slopes then lie from the table. Its AD step renders the
+AD subjects with the atrophy severity that goes with metabolic severity 0.75 on average.
 """
 
 from __future__ import annotations
@@ -28,24 +33,36 @@ from mri2pet_cli.simulation.anatomy import render_subject
 from mri2pet_cli.simulation.cohort import on_model_grid
 from mri2pet_cli.simulation.fdg_model import (
     AD_REFERENCE_SEVERITY,
-    CALIBRATION_FILE,
+    CALIBRATION_FILES,
     REFERENCE_AGE,
     FdgModel,
     calibrated_model,
     row_suvr,
 )
-from mri2pet_cli.simulation.fdg_reference import REGIONS
-from mri2pet_cli.simulation.population import draw_subject
+from mri2pet_cli.simulation.fdg_reference import REGIONS, V3_AGE_PCT_PER_DECADE, V3_CEREBELLAR_CHANGE
+from mri2pet_cli.simulation.population import ATROPHY_LAG, draw_subject
 from mri2pet_cli.simulation.scan_variety import variety_probabilities
 from mri2pet_cli.space.grid import default_grid
 
 CALIBRATION_SEED = 20261123
 
 
-def subjects(n: int, **changes) -> list:
+VERSION = 2  # set by --sim-version
+
+# v3's metabolic age slopes (%/decade, partial-volume corrected, absolute scale) and the cerebellar cortex's
+# own: docs/simulation.md, "Version 3", gives the sources.
+V3_AGE = V3_AGE_PCT_PER_DECADE
+V3_REFERENCE_AGE = V3_CEREBELLAR_CHANGE
+
+
+def subjects(n: int, atrophy: float | None = None, **changes) -> list:
     none = variety_probabilities("none")
     fields = {"diagnosis": "CN", "severity": 0.0, **changes}
-    return [dataclasses.replace(draw_subject(CALIBRATION_SEED, i, 2, none), **fields) for i in range(n)]
+    group = [dataclasses.replace(draw_subject(CALIBRATION_SEED, i, VERSION, none), **fields) for i in range(n)]
+    if VERSION >= 3:
+        for s in group:
+            s.extras = {**s.extras, "atrophy_severity": 0.0 if atrophy is None else atrophy}
+    return group
 
 
 def measure(group: list, model: FdgModel) -> dict[str, float]:
@@ -68,14 +85,14 @@ OWN_SIGNAL_FRACTION = 0.6  # rough share of a region's measured SUVR that comes 
 SD_AIM = 0.9  # aim a little below the reference SD: the rule is rough and the benchmark checks it
 
 
-def fit_variation(realism_json: Path) -> None:
+def fit_variation(realism_json: Path, calibration_file: Path) -> None:
     """Raise the region term's SD where the simulated CN SD falls short of the table's.
 
     Partial volume damps a region's own variation (its measured SUVR also holds white matter and
     neighbours), most in small deep and medial temporal regions, so the shared SD is not enough
     there. Adds the missing variance, divided by the region's own share of its signal.
     """
-    model = calibrated_model()
+    model = calibrated_model(VERSION)
     rows = json.loads(realism_json.read_text())["regions"]
     by_row = dict(model.pair_sd_by_row)
     for r in rows:
@@ -90,13 +107,14 @@ def fit_variation(realism_json: Path) -> None:
         **model.provenance,
         "variation": f"fitted from {realism_json.name}: SD aim {SD_AIM} x reference",
     }
-    write_text_atomic(json.dumps(out, indent=1) + "\n", CALIBRATION_FILE, overwrite=True)
+    write_text_atomic(json.dumps(out, indent=1) + "\n", calibration_file, overwrite=True)
     print(json.dumps(by_row, indent=1))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=4)
+    parser.add_argument("--sim-version", type=int, default=2, choices=(2, 3))
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument(
         "--refine", action="store_true", help="start from the shipped fit and refit only the levels (more subjects)"
@@ -108,10 +126,23 @@ def main() -> None:
         help="only set the per-region variation from a realism benchmark result (then run the benchmark again)",
     )
     args = parser.parse_args()
+    global VERSION
+    VERSION = args.sim_version
+    calibration_file = CALIBRATION_FILES[VERSION]
     if args.fit_variation:
-        fit_variation(args.fit_variation)
+        fit_variation(args.fit_variation, calibration_file)
         return
-    model = calibrated_model() if args.refine else FdgModel.uncalibrated()
+    model = calibrated_model(VERSION) if args.refine else FdgModel.uncalibrated()
+    if VERSION >= 3 and not args.refine:  # the literature's corrected slopes, and v2's variation to start from
+        v2 = calibrated_model(2)
+        model = dataclasses.replace(
+            model,
+            age_pct_per_decade=dict(V3_AGE),
+            reference_age_pct_per_decade=V3_REFERENCE_AGE,
+            global_sd=v2.global_sd,
+            pair_sd=v2.pair_sd,
+            pair_sd_by_row=dict(v2.pair_sd_by_row),
+        )
     history = dict(model.provenance.get("history", {})) if args.refine else {}
     targets = {r.name: r.suvr_mean for r in REGIONS}
 
@@ -123,18 +154,23 @@ def main() -> None:
         model = dataclasses.replace(model, factor=factor)
 
     age_target = {r.name: r.age_pct_per_decade for r in REGIONS}
-    for i in range(0 if args.refine else 3):
+    for i in range(0 if args.refine else (1 if VERSION >= 3 else 3)):
         young = measure(subjects(args.subjects, age=60.0, brain_age=60.0), model)
         old = measure(subjects(args.subjects, age=80.0, brain_age=80.0), model)
         slope = {k: (old[k] / young[k] - 1.0) / 2.0 * 100.0 for k in young}
         report(f"age %/decade, round {i + 1}", slope, age_target)
+        if VERSION >= 3:  # not fitted: the measured slope is what corrected metabolism and atrophy give
+            print(json.dumps({k: round(slope[k] - age_target[k], 2) for k in slope}), flush=True)
+            break
         fitted = {k: model.age_pct_per_decade[k] + age_target[k] - slope[k] for k in slope}
         model = dataclasses.replace(model, age_pct_per_decade=fitted)
 
     ad_target = {r.name: r.ad_pct for r in REGIONS}
     for i in range(0 if args.refine else 2):
         cn = measure(subjects(args.subjects, age=75.0, brain_age=75.0), model)
-        ad = measure(subjects(args.subjects, age=75.0, brain_age=75.0, severity=AD_REFERENCE_SEVERITY), model)
+        ad_atrophy = ATROPHY_LAG * AD_REFERENCE_SEVERITY  # v3: the atrophy that goes with it on average
+        ad_group = subjects(args.subjects, ad_atrophy, age=75.0, brain_age=75.0, severity=AD_REFERENCE_SEVERITY)
+        ad = measure(ad_group, model)
         effect = {k: (ad[k] / cn[k] - 1.0) * 100.0 for k in cn}
         report(f"AD %, round {i + 1}", effect, ad_target)
         fitted = {k: min(model.ad_pct[k] + ad_target[k] - effect[k], 0.0) for k in effect}
@@ -152,8 +188,8 @@ def main() -> None:
         "measured_at_reference_age": {k: round(v, 4) for k, v in final.items()},
     }
     out = json.loads(json.dumps(out), parse_float=lambda x: round(float(x), 5))
-    write_text_atomic(json.dumps(out, indent=1) + "\n", CALIBRATION_FILE, overwrite=True)
-    print(f"wrote {CALIBRATION_FILE}")
+    write_text_atomic(json.dumps(out, indent=1) + "\n", calibration_file, overwrite=True)
+    print(f"wrote {calibration_file}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,16 @@
-"""How close the simulated FDG world is to the published one (issue 11).
+"""How close the simulated FDG world is to the published one (issues 11 and 37).
 
-    python benchmarks/simulation_realism.py runs/cohort-v2 --n 100 --jobs 2
+    python benchmarks/simulation_realism.py runs/realism-v3 --n 170 --jobs 2          # simulator v3 (default)
+    python benchmarks/simulation_realism.py runs/cohort-v2 --n 120 --sim-version 2
+
+Version 3 (issue 37) also prints, each against its cited target (docs/simulation.md, "Version 3"):
+- the age-only slope (counterfactual truth, anatomy fixed) of each row, against the partial-volume-corrected
+  literature, on the first --counterfactual CN subjects;
+- grey-matter volume loss per decade measured on the rendered model-grid T1s (3-class Gaussian mixture of each
+  image, not the simulator's own parameter) in the cerebral cortex, the cerebellum and the hippocampus;
+- the "T1 ceiling": CN vs AD AUC of the real (truth) PET's regional SUVR against the best T1 classifier
+  (regional grey matter, CSF, age), logistic regression, 10 x 5-fold cross-validation, out of fold.
+A v3 cohort is simulated without scan variety and with a diagnosis mix of CN=0.6, AD=0.4 (--mix).
 
 Simulates a v2 cohort in FOLDER when it has none (default scan variety), then compares the
 simulated CN subjects' regional SUVR (ground-truth model-grid PET, each subject's own AAL labels,
@@ -26,13 +36,25 @@ import nibabel as nib
 import numpy as np
 from scipy import stats
 
+from mri2pet_cli.evaluation.features import tissue_probabilities
 from mri2pet_cli.preprocessing.inputs import read_participants
 from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
+from mri2pet_cli.simulation.counterfactual import counterfactual_suvr
 from mri2pet_cli.simulation.fdg_model import row_suvr
-from mri2pet_cli.simulation.fdg_reference import scored_regions
+from mri2pet_cli.simulation.fdg_reference import (
+    CORRECTED_AGE,
+    GREY_MATTER_LOSS,
+    REGIONS,
+    region_label_values,
+    scored_regions,
+)
+from mri2pet_cli.simulation.population import parse_diagnosis_mix
+from mri2pet_cli.space.atlas import aal_names
+from mri2pet_cli.space.grid import default_grid
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"spearman_rho": 0.8, "max_abs_z": 1.0, "sd_ratio": (1 / 1.5, 1.5)}
+V3_TARGETS = {"spearman_rho": 0.95, "max_abs_z": 1.0, "corrected_tolerance": 1.5, "ceiling_gap": (0.03, 0.12)}
 
 
 def cohort_suvr(folder: Path, n: int) -> tuple[list[dict], list[dict[str, float]]]:
@@ -123,6 +145,14 @@ def print_table(result: dict) -> None:
             f"{t['sim_ad_pct']:6.1f} {t['ref_ad_pct']:6.1f}"
         )
     print(json.dumps(result["summary"], indent=1))
+    if "v3" in result:
+        print("age only (anatomy fixed), %/decade: simulated vs cited corrected")
+        for t in result["regions"]:
+            cited = t["cited_corrected_pct_per_decade"]
+            mark = "" if cited is None else ("  ok" if t["corrected_within"] else "  OUT")
+            shown = "" if cited is None else cited
+            print(f"  {t['region']:22s} {t['sim_age_only_pct_per_decade']:6.2f} {shown:>6}{mark}")
+        print(json.dumps(result["v3"], indent=1))
 
 
 def figure(result: dict, path: Path) -> None:
@@ -163,6 +193,130 @@ def figure(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
+def age_only_slopes(folder: Path, rows: list[dict], n: int) -> dict[str, float]:
+    """Each row's SUVR change per decade with the anatomy fixed (ages 60 and 90), mean of the first ``n`` CN."""
+    grid = default_grid()
+    ids = [r["participant_id"] for r in rows if r["diagnosis"] == "CN"][:n]
+    slopes = []
+    for sid in ids:
+        labels = np.asarray(nib.load(str(subject_paths(folder, sid)["truth_labels"])).dataobj)
+        (young, _), (old, _) = (counterfactual_suvr(folder, sid, age, grid) for age in (60.0, 90.0))
+        at = [row_suvr(pet, labels, REGIONS) for pet in (young, old)]
+        slopes.append({k: (at[1][k] / at[0][k] - 1.0) / 3.0 * 100.0 for k in at[0]})
+    return {k: float(np.mean([s[k] for s in slopes])) for k in slopes[0]} | {"n_subjects": len(ids)}
+
+
+NOT_CORTEX = ("Cerebelum", "Vermis", "Caudate", "Putamen", "Pallidum", "Thalamus")
+STRUCTURES = {
+    "cerebral cortex": lambda n: not n.startswith(NOT_CORTEX),
+    "cerebellum": lambda n: n.startswith(("Cerebelum", "Vermis")),
+    "hippocampus": lambda n: n.startswith("Hippocampus"),
+}
+
+
+def tissue_table(folder: Path, rows: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per subject: grey-matter volume (ml) of each structure, and the regional GM and CSF fractions of each
+    table row, all measured on the rendered model-grid T1 (its own 3-class mixture)."""
+    names = aal_names()
+    voxel_ml = default_grid().spacing**3 / 1000.0
+    volumes, gm_rows, csf_rows = [], [], []
+    row_labels = [region_label_values(r) for r in REGIONS]
+    for row in rows:
+        paths = subject_paths(folder, row["participant_id"])
+        t1 = nib.load(str(paths["truth_t1"])).get_fdata(dtype=np.float32)
+        mask = np.asarray(nib.load(str(paths["truth_mask"])).dataobj) > 0
+        labels = np.asarray(nib.load(str(paths["truth_labels"])).dataobj)
+        csf, gm, _wm = tissue_probabilities(t1, mask)
+        volumes.append(
+            [float(gm[np.isin(labels, [v for v, n in names.items() if keep(n)])].sum()) * voxel_ml
+             for keep in STRUCTURES.values()]  # fmt: skip
+        )
+        gm_rows.append([float(gm[np.isin(labels, ls)].mean()) for ls in row_labels])
+        csf_rows.append([float(csf[np.isin(labels, ls)].mean()) for ls in row_labels])
+    return np.array(volumes), np.array(gm_rows), np.array(csf_rows)
+
+
+def grey_matter_loss(rows: list[dict], volumes: np.ndarray) -> dict[str, dict]:
+    """Grey-matter volume change per decade (% of the fitted volume at 70) of CN subjects, per structure."""
+    cn = np.array([r["diagnosis"] == "CN" for r in rows])
+    age = np.array([float(r["age"]) for r in rows])[cn]
+    out = {}
+    for i, name in enumerate(STRUCTURES):
+        slope, intercept = np.polyfit(age, volumes[cn, i], 1)
+        pct = float(slope * 10.0 / (intercept + slope * 70.0) * 100.0)
+        low, high = GREY_MATTER_LOSS[name]["pct_per_decade"]
+        out[name] = {"sim_pct_per_decade": round(pct, 2), "cited_range": [low, high], "within": low <= pct <= high}
+    return out
+
+
+def cross_validated_auc(features: np.ndarray, labels: np.ndarray, repeats: int = 10) -> float:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    aucs = []
+    for repeat in range(repeats):
+        scores = np.zeros(len(labels))
+        for train, test in StratifiedKFold(5, shuffle=True, random_state=repeat).split(features, labels):
+            model = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000))
+            scores[test] = model.fit(features[train], labels[train]).predict_proba(features[test])[:, 1]
+        aucs.append(roc_auc_score(labels, scores))
+    return float(np.mean(aucs))
+
+
+def t1_ceiling(rows: list[dict], values: list[dict], gm_rows: np.ndarray, csf_rows: np.ndarray) -> dict:
+    """CN vs AD: real PET's regional SUVR against the best T1(+age) classifier, out-of-fold AUC."""
+    dx = np.array([r["diagnosis"] for r in rows])
+    keep = np.isin(dx, ["CN", "AD"])
+    y = (dx[keep] == "AD").astype(int)
+    age = np.array([[float(r["age"])] for r in rows])[keep]
+    pet = np.array([[v[r.name] for r in REGIONS] for v in values])[keep]
+    candidates = {
+        "grey matter": gm_rows[keep],
+        "grey matter + CSF": np.hstack([gm_rows, csf_rows])[keep],
+        "grey matter + CSF + age": np.hstack([gm_rows[keep], csf_rows[keep], age]),
+    }
+    t1 = {name: round(cross_validated_auc(x, y), 4) for name, x in candidates.items()}
+    best = max(t1, key=t1.get)
+    real = round(cross_validated_auc(pet, y), 4)
+    gap = round(real - t1[best], 4)
+    low, high = V3_TARGETS["ceiling_gap"]
+    return {
+        "n_cn": int((y == 0).sum()),
+        "n_ad": int((y == 1).sum()),
+        "real_pet_auc": real,
+        "t1_auc": t1,
+        "best_t1": best,
+        "gap": gap,
+        "target_gap": [low, high],
+        "within": low <= gap <= high,
+    }
+
+
+def v3_checks(folder: Path, rows: list[dict], values: list[dict], result: dict, counterfactual: int) -> dict:
+    corrected = age_only_slopes(folder, rows, counterfactual)
+    tolerance = V3_TARGETS["corrected_tolerance"]
+    for t in result["regions"]:
+        t["sim_age_only_pct_per_decade"] = round(corrected[t["region"]], 2)
+        cited = CORRECTED_AGE.get(t["region"])
+        t["cited_corrected_pct_per_decade"] = cited
+        t["corrected_within"] = None if cited is None else abs(corrected[t["region"]] - cited) <= tolerance
+    volumes, gm_rows, csf_rows = tissue_table(folder, rows)
+    cortical = [t for t in result["regions"] if t["region"] not in ("caudate", "putamen", "pallidum", "thalamus")]
+    return {
+        "age_only_subjects": corrected["n_subjects"],
+        "age_only_max_cortical": max(t["sim_age_only_pct_per_decade"] for t in cortical),
+        "age_only_all_cortical_at_most_0": all(t["sim_age_only_pct_per_decade"] <= 0 for t in cortical),
+        "corrected_within_tolerance": [t["region"] for t in result["regions"] if t["corrected_within"]],
+        "corrected_outside_tolerance": [t["region"] for t in result["regions"] if t["corrected_within"] is False],
+        "grey_matter_loss": grey_matter_loss(rows, volumes),
+        "t1_ceiling": t1_ceiling(rows, values, gm_rows, csf_rows),
+        "targets": V3_TARGETS,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
@@ -171,11 +325,18 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "simulation_realism")
     parser.add_argument("--no-timing", action="store_true")
+    parser.add_argument("--sim-version", type=int, default=3, choices=(2, 3))
+    parser.add_argument("--mix", default="CN=0.6,MCI=0,AD=0.4", help="v3 cohort's diagnosis mix")
+    parser.add_argument("--counterfactual", type=int, default=20, help="CN subjects for the age-only slopes")
     args = parser.parse_args()
     if not (args.folder / "participants.tsv").exists():
-        simulate_cohort(args.folder, args.n, args.seed, jobs=args.jobs)
+        v3 = args.sim_version >= 3
+        extra = {"variety": "none", "diagnosis_mix": parse_diagnosis_mix(args.mix)} if v3 else {}
+        simulate_cohort(args.folder, args.n, args.seed, jobs=args.jobs, version=args.sim_version, **extra)
     rows, values = cohort_suvr(args.folder, args.n)
     result = compare(rows, values)
+    if args.sim_version >= 3:
+        result["v3"] = v3_checks(args.folder, rows, values, result, args.counterfactual)
     if not args.no_timing:
         result["timing"] = time_one_subject()
     print_table(result)

@@ -54,3 +54,13 @@ def simulated_cohort_v2(tmp_path_factory):
     folder = tmp_path_factory.mktemp("cohort-v2")
     simulate_cohort(folder, 1, seed=5, version=2)
     return folder
+
+
+@pytest.fixture(scope="session")
+def simulated_cohort_v3(tmp_path_factory):
+    """One version 3 subject (the default simulator), with its age-only truth at 60 and 90."""
+    from mri2pet_cli.simulation.cohort import simulate_cohort
+
+    folder = tmp_path_factory.mktemp("cohort-v3")
+    simulate_cohort(folder, 1, seed=5, version=3, variety="none", truth_ages=(60.0, 90.0))
+    return folder

@@ -28,17 +28,27 @@ def simulate(
         typer.Option(
             "--sim-version",
             min=1,
-            max=2,
-            metavar="1|2",
-            help="Simulator version: 2 (default, literature FDG pattern, real-scan "
-            "variety) or 1 (the first simulator, kept reproducible).",
+            max=3,
+            metavar="1|2|3",
+            help="Simulator version: 3 (default: ageing and AD from the corrected literature, atrophy and "
+            "hypometabolism apart), 2 (literature FDG pattern, real-scan variety) or 1 (the first simulator); "
+            "2 and 1 render as they always did.",
         ),
-    ] = 2,
+    ] = 3,
+    diagnosis_mix: Annotated[
+        str | None,
+        typer.Option(
+            "--diagnosis-mix",
+            metavar="MIX",
+            help="Version 3: fractions of CN, MCI and AD, e.g. CN=0.5,MCI=0.2,AD=0.3 "
+            "(default CN=0.4,MCI=0.35,AD=0.25).",
+        ),
+    ] = None,
     variety: Annotated[
         str,
         typer.Option(
             metavar="KIND",
-            help="Version 2's scan variety: default (each by chance), none, all, or a comma list of "
+            help="Scan variety (versions 2 and 3): default (each by chance), none, all, or a comma list of "
             "neck,origin_offset,thick_slices,low_contrast,cut_fov,motion (those for every subject).",
         ),
     ] = "default",
@@ -66,10 +76,12 @@ def simulate(
 
     from mri2pet_cli.console import tracked
     from mri2pet_cli.simulation.cohort import parse_ages, simulate_cohort
+    from mri2pet_cli.simulation.population import parse_diagnosis_mix
     from mri2pet_cli.space.grid import default_grid, grid_for_spacing
 
     grid = grid_for_spacing(grid_mm) if grid_mm else default_grid()
     ages = parse_ages(truth_ages) if truth_ages else ()
+    mix = parse_diagnosis_mix(diagnosis_mix) if diagnosis_mix else None
     start = time.perf_counter()
     with tracked("simulating", n) as advance:
         table = simulate_cohort(
@@ -84,6 +96,7 @@ def simulate(
             variety=variety,
             truth_ages=ages,
             truth_subjects=truth_subjects,
+            diagnosis_mix=mix,
         )
     seconds = time.perf_counter() - start
     say(

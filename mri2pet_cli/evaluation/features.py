@@ -32,8 +32,9 @@ def regional_values(volume: np.ndarray, labels: np.ndarray, mask: np.ndarray) ->
     return np.array([means.get(v, np.nan) for v in region_order()], dtype=np.float64)
 
 
-def grey_matter_probability(t1: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Posterior of the middle-intensity class of a 3-class Gaussian mixture on the T1 inside the mask."""
+def tissue_probabilities(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSF, grey- and white-matter posteriors of a 3-class Gaussian mixture on the T1 inside the mask
+    (classes by their mean intensity: dark, middle, bright), 0 outside."""
     from sklearn.mixture import GaussianMixture
 
     inside = mask > 0
@@ -42,10 +43,18 @@ def grey_matter_probability(t1: np.ndarray, mask: np.ndarray) -> np.ndarray:
     sample = values[rng.choice(len(values), size=min(GM_MIXTURE_SAMPLES, len(values)), replace=False)]
     start = np.percentile(sample, [10, 50, 90]).reshape(-1, 1)
     mixture = GaussianMixture(3, means_init=start, random_state=GM_MIXTURE_SEED).fit(sample)
-    grey = int(np.argsort(mixture.means_.ravel())[1])
-    probability = np.zeros(t1.shape, dtype=np.float32)
-    probability[inside] = mixture.predict_proba(values)[:, grey]
-    return probability
+    posterior = mixture.predict_proba(values)
+    out = []
+    for component in np.argsort(mixture.means_.ravel()):
+        probability = np.zeros(t1.shape, dtype=np.float32)
+        probability[inside] = posterior[:, component]
+        out.append(probability)
+    return out[0], out[1], out[2]
+
+
+def grey_matter_probability(t1: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Posterior of the middle-intensity class of a 3-class Gaussian mixture on the T1 inside the mask."""
+    return tissue_probabilities(t1, mask)[1]
 
 
 def grey_matter_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> np.ndarray:

@@ -11,9 +11,16 @@ from functools import lru_cache
 import numpy as np
 from scipy import ndimage
 
-from mri2pet_cli.simulation.fdg_model import FdgModel
+from mri2pet_cli.simulation import ageing
+from mri2pet_cli.simulation.fdg_model import FdgModel, calibrated_model
 from mri2pet_cli.simulation.fdg_model import regional_factors as fdg_regional_factors
-from mri2pet_cli.simulation.population import VESSEL_T1, Subject, scanner_contrast, subject_version
+from mri2pet_cli.simulation.population import (
+    VESSEL_T1,
+    Subject,
+    atrophy_severity,
+    scanner_contrast,
+    subject_version,
+)
 from mri2pet_cli.space.atlas import (
     AD_PATTERN_REGIONS,
     FRONTAL_REGIONS,
@@ -58,6 +65,8 @@ class SimTemplates:
     ventricle_normal: np.ndarray  # unit vector pointing away from the ventricles, (3, *shape)
     near_ventricles: np.ndarray  # bool, the deep box that holds the lateral ventricles (for volume figures)
     cortical_labels: list[int]  # AAL cortex: not deep grey matter, not cerebellum
+    cerebellar_labels: list[int]  # AAL Cerebelum_* and Vermis_*
+    deep_labels: list[int]  # caudate, putamen, pallidum, thalamus
 
 
 @lru_cache(maxsize=1)
@@ -72,8 +81,9 @@ def sim_templates() -> SimTemplates:
     normal /= np.maximum(np.linalg.norm(normal, axis=0), 1e-3)
     names = aal_names()
     deep = set(region_labels(("Caudate", "Putamen", "Pallidum", "Thalamus")))
-    cortical = [v for v, n in names.items() if v not in deep and not n.startswith(("Cerebelum", "Vermis"))]
-    return SimTemplates(maps, outside, distance, normal, central, cortical)
+    cerebellar = [v for v, n in names.items() if n.startswith(("Cerebelum", "Vermis"))]
+    cortical = [v for v in names if v not in deep and v not in cerebellar]
+    return SimTemplates(maps, outside, distance, normal, central, cortical, cerebellar, sorted(deep))
 
 
 def smooth_field(rng: np.random.Generator, shape: tuple[int, ...], sd: float, step: int = 8) -> np.ndarray:
@@ -192,7 +202,8 @@ def render_subject(subject: Subject, *, fdg: FdgModel | None = None, variation: 
         u += smooth_displacement(extra, shape, sd_mm=0.6, step=4)
     world = SIM_GRID.world_coordinates().astype(np.float32)
     # walls move out by `push` mm, fading over 10 mm: sampling nearer the ventricle enlarges it
-    push = ventricle_expansion(subject.brain_age, subject.severity) * np.exp(-tpl.ventricle_distance / 10.0)
+    atrophy = atrophy_severity(subject)  # before v3 the one severity
+    push = ventricle_expansion(subject.brain_age, atrophy) * np.exp(-tpl.ventricle_distance / 10.0)
     source = world + u - push * tpl.ventricle_normal
     del push
     vox = (source - SIM_GRID.affine[:3, 3, None, None, None].astype(np.float32)) / spacing
@@ -207,7 +218,11 @@ def render_subject(subject: Subject, *, fdg: FdgModel | None = None, variation: 
     brain = warp(maps.brain_mask.astype(np.float32)) > 0.5
     cortex = np.isin(labels, tpl.cortical_labels)
 
-    loss = atrophy_fraction(labels, cortex, subject.brain_age, subject.severity) * gm
+    if version >= 3:
+        cerebellum, deep = np.isin(labels, tpl.cerebellar_labels), np.isin(labels, tpl.deep_labels)
+        loss = ageing.atrophy_fraction(labels, cortex, cerebellum, deep, subject.brain_age, atrophy) * gm
+    else:
+        loss = atrophy_fraction(labels, cortex, subject.brain_age, subject.severity) * gm
     gm = gm - loss
     csf = csf + loss
     if version >= 2:
@@ -231,13 +246,15 @@ def render_subject(subject: Subject, *, fdg: FdgModel | None = None, variation: 
 
     # PET: uptake by tissue, regional factors, age and AD effects, PSF blur
     if version >= 2:
-        lut = fdg_regional_factors(subject.age, subject.severity, rng if variation else None, fdg)
+        model = fdg or calibrated_model(3 if version >= 3 else 2)
+        lut = fdg_regional_factors(subject.age, subject.severity, rng if variation else None, model)
     else:
         lut = regional_factors(subject, rng)
     factor = lut[labels]
-    pet = (UPTAKE["gm"] * gm * factor + UPTAKE["wm"] * wm + UPTAKE["csf"] * csf).astype(np.float32)
+    uptake = ageing.UPTAKE if version >= 3 else UPTAKE
+    pet = (uptake["gm"] * gm * factor + uptake["wm"] * wm + uptake["csf"] * csf).astype(np.float32)
     scalp = (outside >= scalp_in) & (outside < scalp_out)
-    pet[scalp] = UPTAKE["scalp"]
+    pet[scalp] = uptake["scalp"]
     pet *= 1.0 - AGE_GLOBAL_DECLINE_PER_YEAR * max(subject.age - 50.0, 0.0)
     sigma = subject.psf_fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / spacing
     pet = ndimage.gaussian_filter(pet, sigma)

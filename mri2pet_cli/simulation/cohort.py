@@ -23,7 +23,14 @@ from mri2pet_cli import __version__
 from mri2pet_cli.errors import UnknownNameError
 from mri2pet_cli.io import check_writable, save_volume, write_atomic, write_text_atomic
 from mri2pet_cli.simulation.anatomy import SIM_GRID, render_subject, ventricle_expansion
-from mri2pet_cli.simulation.population import DEFAULT_VERSION, VERSIONS, Subject, draw_subject, subject_version
+from mri2pet_cli.simulation.population import (
+    DEFAULT_VERSION,
+    VERSIONS,
+    Subject,
+    atrophy_severity,
+    draw_subject,
+    subject_version,
+)
 from mri2pet_cli.simulation.scan_variety import variety_probabilities
 from mri2pet_cli.simulation.scanner import native_pet, native_t1, native_to_mni, pet_to_t1
 from mri2pet_cli.space.grid import ModelGrid, default_grid
@@ -92,9 +99,10 @@ def simulate_subject(
     version: int = 1,
     variety: dict[str, float] | None = None,
     truth_ages: tuple[float, ...] = (),
+    diagnosis_p: dict[str, float] | None = None,
 ) -> dict:
     """Render and write one subject; returns its participants.tsv row and ground-truth figures."""
-    subject = draw_subject(seed, index, version, variety)
+    subject = draw_subject(seed, index, version, variety, diagnosis_p)
     paths = subject_paths(out_dir, subject.participant_id)
     age_paths = {a: truth_age_paths(out_dir, subject.participant_id, a) for a in truth_ages}
     for path in [*paths.values(), *(p for d in age_paths.values() for p in d.values())]:
@@ -132,7 +140,12 @@ def simulate_subject(
         "pet_to_t1": pet_to_t1(subject).tolist(),
         "gm_volume_ml": round(volumes.gm_volume_ml, 2),
         "ventricle_volume_ml": round(volumes.ventricle_volume_ml, 2),
-        "ventricle_expansion": ventricle_expansion(subject.brain_age, subject.severity),
+        "ventricle_expansion": ventricle_expansion(subject.brain_age, atrophy_severity(subject)),
+        **(
+            {"severities": {"metabolic": subject.severity, "atrophy": atrophy_severity(subject)}}
+            if subject_version(subject) >= 3
+            else {}
+        ),
         "grid": grid.describe(),
         "notes": (
             "native_to_mni maps T1 world mm to MNI mm (affine part of the truth); the nonlinear rest, "
@@ -162,12 +175,15 @@ def simulate_cohort(
     variety: str = "default",
     truth_ages: tuple[float, ...] = (),
     truth_subjects: int | None = None,
+    diagnosis_mix: dict[str, float] | None = None,
 ) -> Path:
     """Write a simulated paired cohort of ``n`` subjects in a BIDS-like layout.
 
     ``version`` picks the simulator (1: the first one, kept reproducible; 2: the FDG pattern
-    calibrated to the literature and real-scan variety). ``variety`` (version 2): 'default',
-    'none', 'all' or a comma list (scan_variety.py). ``truth_ages``: also write each subject's
+    calibrated to the literature and real-scan variety; 3, the default: ageing and AD from the
+    corrected literature, metabolic and atrophy severities apart). ``variety`` (version 2 and 3): 'default',
+    'none', 'all' or a comma list (scan_variety.py). ``diagnosis_mix`` (version 3): the fraction of CN,
+    MCI and AD subjects (default DIAGNOSIS_P). ``truth_ages``: also write each subject's
     counterfactual truth at these ages (only the first ``truth_subjects`` subjects where given: each
     age costs two more renderings). ``progress(subject_id, status)`` is called after each
     subject (for a progress bar or log line). Returns the path of participants.tsv.
@@ -177,9 +193,13 @@ def simulate_cohort(
     if n < 1:
         raise ValueError("n must be at least 1")
     if version not in VERSIONS:
-        raise UnknownNameError(f"unknown simulator version {version}", hint="choose 1 or 2")
+        raise UnknownNameError(f"unknown simulator version {version}", hint="choose 1, 2 or 3")
+    if diagnosis_mix is not None and version < 3:
+        raise UnknownNameError("--diagnosis-mix needs simulator version 3", hint="--sim-version 3")
     probabilities = variety_probabilities(variety) if version >= 2 else None
     options = {"version": version, "variety": probabilities, "truth_ages": tuple(float(a) for a in truth_ages)}
+    if diagnosis_mix is not None:
+        options["diagnosis_p"] = diagnosis_mix
     participants = out_dir / "participants.tsv"
     check_writable(participants, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -217,6 +237,7 @@ def simulate_cohort(
             "variety_probability": probabilities,
             "truth_ages": list(options["truth_ages"]),
             "truth_subjects": min(n, with_truth) if options["truth_ages"] else 0,
+            **({"diagnosis_mix": diagnosis_mix} if diagnosis_mix is not None else {}),
             "model_grid": grid.describe(),
         },
     }

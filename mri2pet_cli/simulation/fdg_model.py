@@ -20,7 +20,7 @@ import numpy as np
 from mri2pet_cli.simulation.fdg_reference import REGIONS, RegionReference, region_label_values
 from mri2pet_cli.space.atlas import aal_names, mean_in_labels, reference_labels
 
-CALIBRATION_FILE = Path(__file__).parent / "data" / "fdg_v2_calibration.json"
+CALIBRATION_FILES = {version: Path(__file__).parent / "data" / f"fdg_v{version}_calibration.json" for version in (2, 3)}
 REFERENCE_AGE = 70.0  # regional factors hold at this age; age effects are relative to it
 AD_REFERENCE_SEVERITY = 0.75  # the table's AD column is mild-to-moderate AD: severity 0.5-1.0, mean 0.75
 
@@ -45,6 +45,9 @@ class FdgModel:
     # grey matter): fitted from the realism benchmark's SDs (benchmarks/calibrate_simulation.py --fit-variation)
     pair_sd_by_row: dict[str, float] = field(default_factory=dict)
     provenance: dict = field(default_factory=dict)
+    # v3: the cerebellar cortex's own metabolic change with age (%/decade); the rows' age slopes are then
+    # changes of the same absolute scale, so a row's SUVR moves by about its slope minus this one
+    reference_age_pct_per_decade: float = 0.0
 
     @classmethod
     def uncalibrated(cls) -> FdgModel:
@@ -64,13 +67,15 @@ class FdgModel:
             "pair_sd": self.pair_sd,
             "side_sd": self.side_sd,
             "pair_sd_by_row": self.pair_sd_by_row,
+            **({"reference_age_pct_per_decade": r} if (r := self.reference_age_pct_per_decade) else {}),
             "provenance": self.provenance,
         }
 
 
-@lru_cache(maxsize=1)
-def calibrated_model() -> FdgModel:
-    meta = json.loads(CALIBRATION_FILE.read_text())
+@lru_cache(maxsize=2)
+def calibrated_model(version: int = 2) -> FdgModel:
+    """The shipped FDG model of simulator ``version`` (2 or 3)."""
+    meta = json.loads(CALIBRATION_FILES[version].read_text())
     return FdgModel(
         factor=meta["factor"],
         age_pct_per_decade=meta["age_pct_per_decade"],
@@ -80,6 +85,7 @@ def calibrated_model() -> FdgModel:
         side_sd=meta["side_sd"],
         pair_sd_by_row=meta.get("pair_sd_by_row", {}),
         provenance=meta.get("provenance", {}),
+        reference_age_pct_per_decade=meta.get("reference_age_pct_per_decade", 0.0),
     )
 
 
@@ -109,8 +115,9 @@ def regional_factors(
             pair = rng.normal(0.0, model.pair_sd_by_row.get(row, model.pair_sd))
             for v in labels:
                 lut[v] *= np.exp(level + pair + rng.normal(0.0, model.side_sd))
+    reference_age = 1.0 + model.reference_age_pct_per_decade / 100.0 * (age - REFERENCE_AGE) / 10.0
     for v in reference:
-        lut[v] = 1.0
+        lut[v] = reference_age  # exactly 1 before v3
     return lut.astype(np.float32)
 
 

@@ -24,6 +24,12 @@ DIAGNOSIS_P = {"CN": 0.40, "MCI": 0.35, "AD": 0.25}
 SEVERITY_RANGE = {"CN": (0.0, 0.05), "MCI": (0.2, 0.5), "AD": (0.5, 1.0)}
 
 
+# v3: the drawn severity is the metabolic one (what FDG shows); atrophy lags it and scatters around it, so a
+# T1 holds part of the disease, not all of it (docs/simulation.md, "Version 3": why these two numbers).
+ATROPHY_LAG = 0.55  # mean atrophy severity per unit of metabolic severity
+ATROPHY_SCATTER = 0.15  # SD of the atrophy severity around that mean
+
+
 AGE_RANGE = (55.0, 92.0)
 
 
@@ -45,10 +51,10 @@ LOW_CONTRAST_SCANNERS = {
 VESSEL_T1 = 1.5  # gadolinium-enhanced sinuses and veins, relative to WM
 
 
-VERSIONS = (1, 2)
+VERSIONS = (1, 2, 3)
 
 
-DEFAULT_VERSION = 2
+DEFAULT_VERSION = 3
 
 
 def scanner_contrast(name: str) -> tuple[float, ...]:
@@ -82,19 +88,29 @@ class Subject:
     extras: dict = field(default_factory=dict)
 
 
-def draw_subject(seed: int, index: int, version: int = 1, variety: dict[str, float] | None = None) -> Subject:
+def draw_subject(
+    seed: int,
+    index: int,
+    version: int = 1,
+    variety: dict[str, float] | None = None,
+    diagnosis_p: dict[str, float] | None = None,
+) -> Subject:
     """All random choices for subject ``index`` of the cohort with ``seed``.
 
     Each subject has its own random stream, so a cohort is the same whatever
     the number of jobs, and subject 7 is the same in a cohort of 10 or 100.
     Version 2 draws the same demographics, then its scan variety from a stream of its own
-    (``variety``: probability of each, default scan_variety.DEFAULT_PROBABILITY).
+    (``variety``: probability of each, default scan_variety.DEFAULT_PROBABILITY). Version 3 adds
+    an atrophy severity from a third stream (``extras["atrophy_severity"]``; ``severity`` is then the
+    metabolic one) and takes ``diagnosis_p`` (the cohort's diagnosis mix, default DIAGNOSIS_P).
     """
-    subject = _draw_v1(seed, index)
-    if version == 1:
-        return subject
     if version not in VERSIONS:
         raise ValueError(f"unknown simulator version {version}")
+    if diagnosis_p is not None and version < 3:
+        raise ValueError("a diagnosis mix needs simulator version 3")
+    subject = _draw_v1(seed, index, diagnosis_p or DIAGNOSIS_P)
+    if version == 1:
+        return subject
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
     chosen = draw_variety(rng, variety if variety is not None else variety_probabilities("default"))
     subject.extras.update({"version": 2, "variety": chosen})
@@ -107,6 +123,10 @@ def draw_subject(seed: int, index: int, version: int = 1, variety: dict[str, flo
         spacing = [thick["in_plane_mm"]] * 3
         spacing[thick["axis"]] = thick["slice_mm"]
         subject.t1_spacing_mm = spacing
+    if version >= 3:
+        disease = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 13]))
+        atrophy = np.clip(ATROPHY_LAG * subject.severity + disease.normal(0.0, ATROPHY_SCATTER), 0.0, 1.0)
+        subject.extras.update({"version": 3, "atrophy_severity": round(float(atrophy), 3)})
     return subject
 
 
@@ -114,9 +134,34 @@ def subject_version(subject: Subject) -> int:
     return int(subject.extras.get("version", 1))
 
 
-def _draw_v1(seed: int, index: int) -> Subject:
+def atrophy_severity(subject: Subject) -> float:
+    """The severity the anatomy shows: v3's own draw; before v3 the one severity drove both."""
+    return float(subject.extras.get("atrophy_severity", subject.severity))
+
+
+def parse_diagnosis_mix(text: str) -> dict[str, float]:
+    """'CN=0.5,AD=0.5' -> {'CN': 0.5, 'MCI': 0.0, 'AD': 0.5}; the fractions must sum to 1."""
+    from mri2pet_cli.errors import UnknownNameError
+
+    mix = dict.fromkeys(DIAGNOSIS_P, 0.0)
+    try:
+        for part in text.split(","):
+            name, value = part.split("=")
+            if name.strip().upper() not in mix:
+                raise ValueError(name)
+            mix[name.strip().upper()] = float(value)
+    except ValueError:
+        raise UnknownNameError(
+            f"--diagnosis-mix {text!r} is not a list of CN, MCI, AD fractions", hint="e.g. CN=0.5,MCI=0.2,AD=0.3"
+        ) from None
+    if any(v < 0 for v in mix.values()) or abs(sum(mix.values()) - 1.0) > 1e-6:
+        raise UnknownNameError(f"--diagnosis-mix {text!r}: fractions must be >= 0 and sum to 1")
+    return mix
+
+
+def _draw_v1(seed: int, index: int, diagnosis_p: dict[str, float] = DIAGNOSIS_P) -> Subject:
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index)]))
-    diagnosis = str(rng.choice(list(DIAGNOSIS_P), p=list(DIAGNOSIS_P.values())))
+    diagnosis = str(rng.choice(list(diagnosis_p), p=list(diagnosis_p.values())))
     if diagnosis == "CN":
         age = rng.uniform(*AGE_RANGE)
     else:

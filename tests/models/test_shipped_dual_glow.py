@@ -10,12 +10,11 @@ from mri2pet_cli.simulation.cohort import subject_paths
 from mri2pet_cli.space.atlas import FRONTAL_REGIONS, mean_in_labels, region_labels, template_maps
 from mri2pet_cli.space.grid import default_grid
 
-# v2 simulator, frontal SUVR per decade of age with the T1 fixed: +0.024 "age only", -0.038 with the atrophy of
-# those years ("aged"; benchmarks/dualglow_figures.py on 30 held-out subjects). Each --age taken as the age at the
-# scan, the shipped weights give about -0.011 (a person of that age with this T1; docs/models.md); with the scan
-# age given (--scan-age), the measured age-only change, +0.024 per decade in the frontal lobe.
+# Each --age taken as the age at the scan, the shipped weights (trained on simulator v2) give about -0.011 frontal
+# SUVR per decade: a person of that age with this T1 (docs/models.md). Their --scan-age map is v2's age-only truth,
+# which rises with age, against the corrected literature (issue 37); it is not asserted here: the DUAL-GLOW and
+# retraining issues replace it.
 FRONTAL_DROP_60_TO_90 = 0.008
-FRONTAL_RISE_60_TO_90_AGE_ONLY = 0.05
 
 
 def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproducibly(simulated_cohort_v2):
@@ -44,13 +43,3 @@ def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproduc
         for age in (60.0, 90.0)
     }
     assert frontal_at[60.0] - frontal_at[90.0] > FRONTAL_DROP_60_TO_90
-    # the same brain at 60 and at 90 (T1 taken at 70): the metabolic change only
-    same_brain = {
-        age: mean_in_labels(
-            predict(model, t1[None], mask[None], np.array([age]), scan_age=np.array([70.0]))[0][0],
-            labels_in_brain,
-            region_labels(FRONTAL_REGIONS),
-        )
-        for age in (60.0, 90.0)
-    }
-    assert same_brain[90.0] - same_brain[60.0] > FRONTAL_RISE_60_TO_90_AGE_ONLY

@@ -149,7 +149,7 @@ def test_version_1_is_unchanged():
 
 
 def test_counterfactual_truth_files(tmp_path):
-    simulate_cohort(tmp_path, 1, seed=4, variety="none", truth_ages=(60.0, 90.0))
+    simulate_cohort(tmp_path, 1, seed=4, version=2, variety="none", truth_ages=(60.0, 90.0))
     paths = subject_paths(tmp_path, "sub-001")
     truth = json.loads(paths["truth_json"].read_text())
     assert truth["cohort_version"] == 2 and set(truth["truth_ages"]) == {"60", "90"}

@@ -1,0 +1,96 @@
+"""Simulator v3: ageing and AD that the literature would sign, atrophy and hypometabolism apart."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mri2pet_cli.errors import UnknownNameError
+from mri2pet_cli.simulation import ageing
+from mri2pet_cli.simulation.cohort import subject_paths
+from mri2pet_cli.simulation.fdg_model import calibrated_model
+from mri2pet_cli.simulation.fdg_reference import CORRECTED_AGE, GREY_MATTER_LOSS, REGIONS
+from mri2pet_cli.simulation.population import (
+    DEFAULT_VERSION,
+    atrophy_severity,
+    draw_subject,
+    parse_diagnosis_mix,
+)
+
+NON_CORTICAL = ("caudate", "putamen", "pallidum", "thalamus", "vermis")
+
+
+def test_version_3_is_the_default_and_shares_demographics_with_version_2():
+    assert DEFAULT_VERSION == 3
+    for i in range(20):
+        v2, v3 = draw_subject(1, i, 2), draw_subject(1, i, 3)
+        assert (v2.age, v2.diagnosis, v2.severity, v2.scanner) == (v3.age, v3.diagnosis, v3.severity, v3.scanner)
+        assert v3.extras["version"] == 3 and "atrophy_severity" in v3.extras
+        assert "atrophy_severity" not in v2.extras and atrophy_severity(v2) == v2.severity
+
+
+def test_atrophy_follows_the_metabolic_severity_without_being_it():
+    subjects = [draw_subject(2, i, 3) for i in range(400)]
+    metabolic = np.array([s.severity for s in subjects])
+    atrophy = np.array([atrophy_severity(s) for s in subjects])
+    dx = np.array([s.diagnosis for s in subjects])
+    r = np.corrcoef(metabolic, atrophy)[0, 1]
+    assert 0.5 < r < 0.95  # correlated, not determined
+    assert atrophy[dx == "AD"].mean() > atrophy[dx == "MCI"].mean() > atrophy[dx == "CN"].mean()
+    assert atrophy[dx == "AD"].mean() < metabolic[dx == "AD"].mean()  # hypometabolism exceeds atrophy
+    within_ad = np.corrcoef(metabolic[dx == "AD"], atrophy[dx == "AD"])[0, 1]
+    assert within_ad < 0.7  # inside a diagnosis the T1 tells much less of the PET's severity
+
+
+def test_the_diagnosis_mix_sets_the_cohorts_diagnoses():
+    mix = parse_diagnosis_mix("CN=0.5,AD=0.5")
+    assert mix == {"CN": 0.5, "MCI": 0.0, "AD": 0.5}
+    dx = [draw_subject(3, i, 3, diagnosis_p=mix).diagnosis for i in range(200)]
+    assert "MCI" not in dx and 0.38 < dx.count("AD") / 200 < 0.62
+    for bad in ("CN=0.5,AD=0.4", "XX=1", "CN=0.5;AD=0.5", "CN=-0.5,AD=1.5"):
+        with pytest.raises(UnknownNameError):
+            parse_diagnosis_mix(bad)
+    with pytest.raises(ValueError, match="version 3"):
+        draw_subject(3, 0, 2, diagnosis_p=mix)
+
+
+def test_v3_metabolic_age_slopes_have_the_corrected_literatures_signs_and_sizes():
+    model = calibrated_model(3)
+    reference = model.reference_age_pct_per_decade
+    assert reference > 0  # the cerebellum's metabolism rises with age after PVC (Bonte 2017)
+    for region in REGIONS:
+        ratio = model.age_pct_per_decade[region.name] - reference  # against the cerebellar cortex
+        if region.name not in NON_CORTICAL:
+            assert ratio < 0, region.name
+        if region.name in CORRECTED_AGE:
+            assert abs(ratio - CORRECTED_AGE[region.name]) <= 1.5, region.name
+    assert model.age_pct_per_decade["thalamus"] > reference  # Bonte 2017: thalamus rises
+    assert all(v <= 0 for v in model.ad_pct.values())  # AD only lowers metabolism
+
+
+@pytest.mark.parametrize(
+    ("structure", "rate"),
+    [
+        ("cerebral cortex", ageing.ATROPHY_PER_YEAR["cortex"]),
+        ("hippocampus", ageing.ATROPHY_PER_YEAR["medial_temporal"]),
+        ("cerebellum", ageing.ATROPHY_PER_YEAR["cerebellum"]),
+    ],
+)
+def test_v3_atrophy_rates_lie_in_the_cited_volumetric_ranges(structure, rate):
+    at_70 = 1.0 - rate * (70.0 - ageing.ATROPHY_START_AGE)
+    pct_per_decade = -rate * 10.0 / at_70 * 100.0
+    low, high = GREY_MATTER_LOSS[structure]["pct_per_decade"]
+    assert low <= pct_per_decade <= high
+
+
+def test_v3_tissue_signal_comes_from_the_corrected_literature():
+    cortex = ageing.CORTEX_TO_CEREBELLUM * ageing.UPTAKE["gm"]
+    assert ageing.UPTAKE["csf"] / cortex == pytest.approx(0.15)  # Greve 2016
+    assert 0.2 <= ageing.UPTAKE["wm"] / cortex < 0.47  # below the uncorrected 0.47 of Huang 1980
+
+
+def test_v3_subject_writes_both_severities_into_its_truth(simulated_cohort_v3):
+    truth = json.loads(subject_paths(simulated_cohort_v3, "sub-001")["truth_json"].read_text())
+    assert truth["cohort_version"] == 3
+    assert set(truth["severities"]) == {"metabolic", "atrophy"}
+    assert truth["severities"]["metabolic"] == truth["subject"]["severity"]
