@@ -1,9 +1,7 @@
 """Simulator v2: the literature FDG pattern, its effects, the real-scan variety, versions, counterfactual truth."""
 
 import dataclasses
-import json
 
-import nibabel as nib
 import numpy as np
 import pytest
 
@@ -11,9 +9,6 @@ from mri2pet_cli.simulation.anatomy import render_subject
 from mri2pet_cli.simulation.cohort import (
     counterfactual_subjects,
     on_model_grid,
-    simulate_cohort,
-    subject_paths,
-    truth_age_paths,
 )
 from mri2pet_cli.simulation.fdg_model import AD_REFERENCE_SEVERITY, row_suvr
 from mri2pet_cli.simulation.fdg_reference import REGIONS, scored_regions
@@ -146,23 +141,6 @@ def test_version_1_is_unchanged():
     assert float(v.pet_mni.sum(dtype=np.float64)) == pytest.approx(4440252.7116, rel=1e-6)
     assert float(v.t1_mni.sum(dtype=np.float64)) == pytest.approx(607240.6696, rel=1e-6)
     assert float(np.asarray(native_t1(s, v).dataobj).sum(dtype=np.float64)) == pytest.approx(698151836.42, rel=1e-6)
-
-
-def test_counterfactual_truth_files(tmp_path):
-    simulate_cohort(tmp_path, 1, seed=4, version=2, variety="none", truth_ages=(60.0, 90.0))
-    paths = subject_paths(tmp_path, "sub-001")
-    truth = json.loads(paths["truth_json"].read_text())
-    assert truth["cohort_version"] == 2 and set(truth["truth_ages"]) == {"60", "90"}
-    young, old = truth_age_paths(tmp_path, "sub-001", 60.0), truth_age_paths(tmp_path, "sub-001", 90.0)
-
-    def data(p):
-        return nib.load(str(p)).get_fdata()
-
-    assert not np.allclose(data(young["age_only_pet"]), data(old["age_only_pet"]))
-    assert not np.allclose(data(young["aged_t1"]), data(old["aged_t1"]))
-    assert not np.allclose(data(young["aged_pet"]), data(young["age_only_pet"]))
-    description = json.loads((tmp_path / "dataset_description.json").read_text())
-    assert description["mri2pet_simulation"]["version"] == 2
 
 
 def test_age_only_keeps_the_anatomy_and_aged_moves_it():

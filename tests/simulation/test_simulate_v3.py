@@ -2,12 +2,13 @@
 
 import json
 
+import nibabel as nib
 import numpy as np
 import pytest
 
 from mri2pet_cli.errors import UnknownNameError
 from mri2pet_cli.simulation import ageing
-from mri2pet_cli.simulation.cohort import subject_paths
+from mri2pet_cli.simulation.cohort import subject_paths, truth_age_paths
 from mri2pet_cli.simulation.fdg_model import calibrated_model
 from mri2pet_cli.simulation.fdg_reference import CORRECTED_AGE, GREY_MATTER_LOSS, REGIONS
 from mri2pet_cli.simulation.population import (
@@ -94,3 +95,19 @@ def test_v3_subject_writes_both_severities_into_its_truth(simulated_cohort_v3):
     assert truth["cohort_version"] == 3
     assert set(truth["severities"]) == {"metabolic", "atrophy"}
     assert truth["severities"]["metabolic"] == truth["subject"]["severity"]
+
+
+def test_counterfactual_truth_files(simulated_cohort_v3):
+    paths = subject_paths(simulated_cohort_v3, "sub-001")
+    truth = json.loads(paths["truth_json"].read_text())
+    assert set(truth["truth_ages"]) == {"60", "90"}
+    young, old = (truth_age_paths(simulated_cohort_v3, "sub-001", age) for age in (60.0, 90.0))
+
+    def data(p):
+        return nib.load(str(p)).get_fdata()
+
+    assert not np.allclose(data(young["age_only_pet"]), data(old["age_only_pet"]))
+    assert not np.allclose(data(young["aged_t1"]), data(old["aged_t1"]))
+    assert not np.allclose(data(young["aged_pet"]), data(young["age_only_pet"]))
+    description = json.loads((simulated_cohort_v3 / "dataset_description.json").read_text())
+    assert description["mri2pet_simulation"]["version"] == 3
