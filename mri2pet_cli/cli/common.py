@@ -41,7 +41,7 @@ def finish_batch(failed: dict[str, str], total: int, out_dir: Path) -> None:
 
 
 def print_metrics_table(summary: dict) -> None:
-    """Mean ± std per model and metric (the layout of the papers' tables)."""
+    """Mean ± std per model and metric (the layout of the papers' tables); one subject: its value, no ±."""
     from mri2pet_cli.console import log_json_enabled
 
     columns = ("mae", "psnr", "ssim", "ms_ssim", "pearson_r")
@@ -55,8 +55,13 @@ def print_metrics_table(summary: dict) -> None:
     table.add_column("model", no_wrap=True)
     for title in ("MAE", "PSNR dB", "SSIM", "MS-SSIM", "r"):
         table.add_column(title, no_wrap=True)
+    def cell(value: dict) -> str:
+        one = value.get("n") == 1  # a std of one subject is no spread: show the value alone
+        return f"{value['mean']:.3f}" + ("" if one else f"±{value['std']:.3f}")
+
     for name, metrics in summary.items():
-        table.add_row(name, *(f"{metrics[m]['mean']:.3f}±{metrics[m]['std']:.3f}" for m in columns))
+        label = f"{name} (n = 1)" if metrics[columns[0]].get("n") == 1 else name
+        table.add_row(label, *(cell(metrics[m]) for m in columns))
     Console(width=max(console.width, 130), highlight=False).print(table)  # never squeeze the numbers
 
 

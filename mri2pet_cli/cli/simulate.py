@@ -58,7 +58,8 @@ def simulate(
             "--truth-ages",
             metavar="AGES",
             help="Comma list of ages (e.g. 60,70,80,90): also write each subject's "
-            "noise-free model-grid PET at those ages, 'age only' (anatomy fixed) and 'aged' (brain aged too).",
+            "noise-free model-grid PET at those ages, 'age only' (anatomy fixed) and 'aged' (brain aged too). "
+            "The study's counterfactual age series needs exactly 60,70,80,90.",
         ),
     ] = None,
     truth_subjects: Annotated[

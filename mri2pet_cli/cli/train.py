@@ -101,4 +101,6 @@ def train(
     if export and Distributed.from_environment().writes:  # under torchrun, rank 0 exports once
         result = export_run(out_dir, export_dir or out_dir / "export", overwrite=overwrite, device=device)
         say(f"exported {result['weights']} and {result['card']}", event="exported")
+        if "warning" in result:  # a tiny or failed run: say so before anyone uses the weights
+            say(f"[bold yellow]warning:[/] {result['warning']}", event="warning", error=True)
         print_metrics_table(result["test_metrics"])

@@ -64,7 +64,7 @@ def population_baseline(train: Arrays, test: Arrays, seed: int = 0) -> list[dict
 
 def summarize(rows: list[dict]) -> dict[str, dict[str, float]]:
     return {
-        m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows]))}
+        m: {"mean": float(np.mean([r[m] for r in rows])), "std": float(np.std([r[m] for r in rows])), "n": len(rows)}
         for m in METRICS
         if rows and m in rows[0]
     }

@@ -244,7 +244,11 @@ def counterfactual_rows(inputs: StudyInputs, device) -> tuple[list[dict], list[s
         if all(truth_age_paths(inputs.simulated_cohort, s, a)["age_only_pet"].exists() for a in COUNTERFACTUAL_AGES)
     ]
     if len(with_truth) < 2:
-        return [], [f"counterfactual age series: {len(with_truth)} subjects have truth at ages {COUNTERFACTUAL_AGES}"]
+        ages = ",".join(f"{a:g}" for a in COUNTERFACTUAL_AGES)
+        return [], [
+            f"counterfactual age series: {len(with_truth)} subjects have truth at every one of the ages {ages} "
+            f"(it needs two or more: simulate --truth-ages {ages})"
+        ]
     import nibabel as nib
 
     from mri2pet_cli.preprocessing.normalise import model_output_to_suvr, to_suvr

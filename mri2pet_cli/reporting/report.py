@@ -87,9 +87,7 @@ def _mark_orientation(ax, plane: str, coordinate: str) -> None:
     ax.text(0.98, 0.5, right, ha="right", va="center", **style)
     ax.text(0.5, 0.98, top, ha="center", va="top", **style)
     ax.text(0.5, 0.02, bottom, ha="center", va="bottom", **style)
-    thin = [patheffects.withStroke(linewidth=1, foreground="black")]
-    small = style | {"fontweight": "normal", "fontsize": 7, "path_effects": thin}
-    ax.text(0.02, 0.98, coordinate, ha="left", va="top", **small)
+    ax.set_xlabel(coordinate, fontsize=7, labelpad=2)  # under the image: never over a direction letter
 
 
 def montage(

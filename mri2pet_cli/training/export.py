@@ -12,7 +12,7 @@ from mri2pet_cli import __version__
 from mri2pet_cli.evaluation.scoring import mean_training_baseline, population_baseline, score, summarize
 from mri2pet_cli.models.registry import get_model_info
 from mri2pet_cli.models.runtime import predict, resolve_device
-from mri2pet_cli.models.weights import save_weights
+from mri2pet_cli.models.weights import below_baseline, save_weights
 from mri2pet_cli.preprocessing.cohort import check_split_present, load_arrays, prepare_dataset
 from mri2pet_cli.preprocessing.normalise import model_output_to_suvr
 from mri2pet_cli.reporting.key_regions import cn_reference, key_region_means
@@ -135,4 +135,6 @@ def export_run(run_dir: str | Path, out_dir: str | Path, *, overwrite: bool = Fa
         ),
     }
     files = save_weights(model, out_dir, card, overwrite=overwrite)
-    return {"weights": str(files.weights), "card": str(files.card), "test_metrics": metrics}
+    result = {"weights": str(files.weights), "card": str(files.card), "test_metrics": metrics}
+    warning = below_baseline(card | {"name": options.model})
+    return result | ({"warning": warning} if warning else {})

@@ -35,3 +35,13 @@ def test_simulator_version_is_sim_version_and_does_not_clash_with_the_tools_vers
     assert not out.exists()
     help_text = runner.invoke(app, ["simulate", "--help"]).output
     assert "--sim-version" in help_text
+
+
+def test_a_metrics_table_of_one_subject_shows_no_spread(capsys):
+    from mri2pet_cli.cli.common import print_metrics_table
+
+    one = {m: {"mean": 0.5, "std": 0.0, "n": 1} for m in ("mae", "psnr", "ssim", "ms_ssim", "pearson_r")}
+    many = {m: {"mean": 0.5, "std": 0.1, "n": 4} for m in one}
+    print_metrics_table({"unet": one, "dual-glow": many})
+    out = capsys.readouterr().out
+    assert "±0.000" not in out and "unet (n = 1)" in out and "0.500±0.100" in out

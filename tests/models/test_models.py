@@ -220,6 +220,9 @@ def test_cli_train_export_list_info_evaluate(fake_data, tmp_path, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "baseline: population" in result.output
     card = json.loads((run / "export" / "unet.json").read_text())
+    from mri2pet_cli.models.weights import below_baseline
+
+    assert ("warning:" in result.output) == (below_baseline(card) is not None)  # a tiny run says so when worse
     assert card["training_data"]["kind"].startswith("SIMULATED")
     assert set(card["test_metrics"]["models"]) == {"unet", "baseline: mean training PET", "baseline: population"}
     monkeypatch.setenv("MRI2PET_WEIGHTS_DIR", str(run / "export"))
