@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mri2pet_cli.simulation.anatomy import SIM_GRID, render_subject
-from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
+from mri2pet_cli.simulation.cohort import subject_paths
 from mri2pet_cli.simulation.population import draw_subject
 from mri2pet_cli.simulation.scanner import native_pet, native_t1, native_to_mni
 from mri2pet_cli.space.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in_labels, reference_labels, region_labels
@@ -99,19 +99,19 @@ def test_raw_scans_are_native_with_skull(tmp_path):
     assert pet.shape != t1.shape and not np.allclose(pet.affine, t1.affine)
 
 
-def test_cohort_layout_and_truth(tmp_path):
-    simulate_cohort(tmp_path, 2, seed=1)
-    rows = (tmp_path / "participants.tsv").read_text().splitlines()
+def test_cohort_layout_and_truth(simulated_cohort_v3):
+    """The default simulator's files (the shared one-subject v3 cohort, simulated once per run)."""
+    rows = (simulated_cohort_v3 / "participants.tsv").read_text().splitlines()
     assert rows[0].split("\t") == ["participant_id", "age", "sex", "diagnosis", "severity"]
-    assert len(rows) == 3
+    assert len(rows) == 2
     for row in rows[1:]:
         pid, age, sex, dx, severity = row.split("\t")
         assert 55 <= float(age) <= 92 and sex in "FM" and dx in ("CN", "MCI", "AD")
-        paths = subject_paths(tmp_path, pid)
+        paths = subject_paths(simulated_cohort_v3, pid)
         assert all(p.exists() for p in paths.values())
         truth = json.loads(paths["truth_json"].read_text())
         assert np.asarray(truth["native_to_mni"]).shape == (4, 4)
         mask = nib.load(str(paths["truth_mask"]))
         assert mask.shape == (64, 80, 64)
         assert 1200 < mask.get_fdata().sum() * 2.5**3 / 1000 < 2400
-    assert json.loads((tmp_path / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"] == 1
+    assert json.loads((simulated_cohort_v3 / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"] == 5
