@@ -202,7 +202,7 @@ def test_ctrl_c_exits_130(monkeypatch, tiny_path):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(batch, "find_subjects", interrupted)
-    result = runner.invoke(app, ["preprocess", str(tiny_path), "-o", "x"])
+    result = runner.invoke(app, ["preprocess", str(tiny_path), "-o", str(tiny_path.parent / "x")])
     assert result.exit_code == 130 and "interrupted" in result.output
 
 
