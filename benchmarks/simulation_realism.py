@@ -197,15 +197,16 @@ def figure(result: dict, path: Path) -> None:
     fig.savefig(path, dpi=80)
 
 
-def gtm_grey_matter(pet: np.ndarray, labels: np.ndarray, t1: np.ndarray, mask: np.ndarray, fwhm_mm: float):
+def gtm_grey_matter(pet: np.ndarray, labels: np.ndarray, tissues: tuple[np.ndarray, ...], fwhm_mm: float):
     """Grey-matter uptake of each table row relative to the cerebellar cortex's, corrected for partial volume by
-    a symmetric geometric transfer matrix (the method of Greve et al. 2016, simplified): tissue fractions from the
-    T1 itself; compartments = each row's grey matter, the cerebellar cortex's, white matter and CSF; each
-    compartment blurred by the PSF; the compartments' weighted PET means solved for their true uptakes."""
+    a symmetric geometric transfer matrix (the method of Greve et al. 2016, simplified): ``tissues`` = the CSF,
+    grey- and white-matter fractions of the subject's T1; compartments = each row's grey matter, the cerebellar
+    cortex's, white matter and CSF; each compartment blurred by the PSF; the compartments' weighted PET means
+    solved for their true uptakes."""
     from scipy import ndimage
 
     grid = default_grid()
-    csf, gm, wm = tissue_fractions(t1, mask)
+    csf, gm, wm = tissues
     compartments = [gm * np.isin(labels, region_label_values(r)) for r in REGIONS]
     compartments += [gm * np.isin(labels, reference_labels()), wm, csf]
     sigma = fwhm_mm / (2.0 * np.sqrt(2.0 * np.log(2.0))) / grid.spacing
@@ -234,7 +235,8 @@ def age_only_slopes(folder: Path, rows: list[dict], n: int) -> tuple[dict[str, f
         pets = [counterfactual_suvr(folder, sid, age, grid)[0] for age in (60.0, 90.0)]
         at = [row_suvr(pet, labels, REGIONS) for pet in pets]
         measured.append({k: (at[1][k] / at[0][k] - 1.0) / 3.0 * 100.0 for k in at[0]})
-        gm = [gtm_grey_matter(pet, labels, t1, mask, fwhm) for pet in pets]
+        tissues = tissue_fractions(t1, mask)  # the anatomy is the same at both ages: one segmentation
+        gm = [gtm_grey_matter(pet, labels, tissues, fwhm) for pet in pets]
         corrected.append({k: (gm[1][k] / gm[0][k] - 1.0) / 3.0 * 100.0 for k in gm[0]})
 
     def mean(per_subject: list[dict]) -> dict[str, float]:

@@ -10,12 +10,6 @@ from mri2pet_cli.console import console, say
 from mri2pet_cli.errors import Mri2PetError
 
 
-def parse_shard(text: str):
-    from mri2pet_cli.shards import parse_shard as parse
-
-    return parse(text)
-
-
 def warn_failed_checks(checks_by_subject: dict[str, dict]) -> None:
     """With --qc warn: the subjects written despite a failed check, and which."""
     flagged = {sid: c["qc_failed"] for sid, c in checks_by_subject.items() if c.get("qc_failed")}
@@ -55,6 +49,7 @@ def print_metrics_table(summary: dict) -> None:
     table.add_column("model", no_wrap=True)
     for title in ("MAE", "PSNR dB", "SSIM", "MS-SSIM", "r"):
         table.add_column(title, no_wrap=True)
+
     def cell(value: dict) -> str:
         one = value.get("n") == 1  # a std of one subject is no spread: show the value alone
         return f"{value['mean']:.3f}" + ("" if one else f"±{value['std']:.3f}")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mri2pet_cli.cli.app import app, reports_errors
-from mri2pet_cli.cli.common import finish_batch, parse_shard, print_metrics_table, read_subject_ids
+from mri2pet_cli.cli.common import finish_batch, print_metrics_table, read_subject_ids
 from mri2pet_cli.console import say
 
 
@@ -82,6 +82,7 @@ def evaluate(
     ids = read_subject_ids(subjects, "--subjects") if subjects is not None else None
     if shard:
         from mri2pet_cli.evaluation.run import fill_caches
+        from mri2pet_cli.shards import parse_shard
 
         part = parse_shard(shard)
         filled = fill_caches(data, names, out_dir, part, subjects=ids, device=device, jobs=jobs)
