@@ -20,12 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression, RidgeCV
 from sklearn.model_selection import cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from mri2pet_cli.evaluation.features import fill_missing_columns, grey_matter_features, region_order
+from mri2pet_cli.evaluation.features import grey_matter_features, region_order
 from mri2pet_cli.io import write_text_atomic
 from mri2pet_cli.models.registry import load_model
 from mri2pet_cli.models.runtime import predict
@@ -38,7 +39,8 @@ REGIONS = {"frontal": FRONTAL_REGIONS, "ad_pattern": AD_PATTERN_REGIONS}
 
 
 def ridge_age_model():
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 40)))
+    # regions outside a mask (NaN) take the training folds' mean
+    return make_pipeline(SimpleImputer(), StandardScaler(), RidgeCV(alphas=np.logspace(-2, 5, 40)))
 
 
 def cv_r2(features: np.ndarray, target: np.ndarray) -> float:
@@ -60,7 +62,6 @@ def main() -> None:
     arrays = load_arrays([by_id[s] for s in ids])
     labels = template_maps(default_grid()).aal
     grey = np.stack([grey_matter_features(arrays.t1[i], arrays.mask[i], labels) for i in range(len(ids))])
-    (grey,) = fill_missing_columns(grey)
     subjects = [truth_subject(args.data, s) for s in ids]
     brain_age = np.array([s.brain_age for s in subjects])
     severity = np.array([s.severity for s in subjects])
@@ -82,7 +83,7 @@ def main() -> None:
     for name, regions in REGIONS.items():
         inside = np.isin(labels, region_labels(regions))
         r = np.array([residual[i][inside & (arrays.mask[i] > 0)].mean() for i in range(len(decades))])
-        local_grey = grey[train][:, np.isin(order, region_labels(regions))].mean(axis=1)
+        local_grey = np.nanmean(grey[train][:, np.isin(order, region_labels(regions))], axis=1)
 
         def age_coefficient(*covariates: np.ndarray, r=r) -> float:
             return float(LinearRegression().fit(np.column_stack([decades, *covariates]), r).coef_[0])

@@ -68,10 +68,14 @@ def task_subjects(task: Task, diagnoses: list[str | None], folds: int) -> tuple[
 
 
 def make_classifier(kind: str, binary: bool, seed: int, inner_folds: int = INNER_FOLDS):
-    """Standardise + linear classifier, C by an inner stratified group k-fold (nested CV).
+    """Impute + standardise + linear classifier, C by an inner stratified group k-fold (nested CV).
+
+    A region missing from a subject's mask (NaN) takes the mean of the subjects the pipeline is fitted
+    on: inside cross-validation, the training fold's, never the test subjects'.
 
     With fewer than two training subjects in some class there is nothing to select C on: C = 1.
     """
+    from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import GridSearchCV, StratifiedGroupKFold
     from sklearn.pipeline import Pipeline
@@ -84,7 +88,8 @@ def make_classifier(kind: str, binary: bool, seed: int, inner_folds: int = INNER
         estimator = LogisticRegression(max_iter=5_000)
     else:
         raise ValueError(f"unknown classifier {kind!r}: choose from {CLASSIFIERS}")
-    pipeline = Pipeline([("scale", StandardScaler()), ("classify", estimator)])
+    impute = SimpleImputer(strategy="mean", keep_empty_features=True)  # a region no training subject has: 0
+    pipeline = Pipeline([("impute", impute), ("scale", StandardScaler()), ("classify", estimator)])
     if inner_folds < 2:
         return pipeline.set_params(classify__C=1.0)
     return GridSearchCV(

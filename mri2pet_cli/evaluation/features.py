@@ -83,12 +83,3 @@ def grey_matter_probability(t1: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def grey_matter_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Regional grey-matter fraction (116 values) of one model-grid T1."""
     return regional_values(grey_matter_probability(t1, mask), labels, mask)
-
-
-def fill_missing_columns(*matrices: np.ndarray) -> list[np.ndarray]:
-    """Replace NaN (a region absent from a subject's mask) by the column mean over every matrix given."""
-    stacked = np.concatenate(matrices)
-    finite = np.isfinite(stacked)
-    counts = finite.sum(axis=0)
-    column_mean = np.where(finite, stacked, 0.0).sum(axis=0) / np.maximum(counts, 1)
-    return [np.where(np.isfinite(m), m, column_mean) for m in matrices]

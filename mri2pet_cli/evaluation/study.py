@@ -65,8 +65,7 @@ def feature_sets(inputs: StudyInputs) -> dict[str, np.ndarray]:
     if inputs.t1_only is not None:  # their synthetic PETs, as extra sets "t1-only:<model>"
         for name, pet in inputs.t1_only_synthetic.items():
             sets[f"t1-only:{name}"] = regional_matrix(pet, inputs.t1_only, labels)
-    filled = features.fill_missing_columns(*sets.values())
-    return dict(zip(sets, filled))
+    return sets  # NaN where a region lies outside a subject's mask: each classifier fills it inside its folds
 
 
 def classification_rows(

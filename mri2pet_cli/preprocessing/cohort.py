@@ -89,6 +89,20 @@ def prepare_dataset(
     return records, failed
 
 
+def data_fingerprint(records: list[Record]) -> str:
+    """sha256 over the subjects' ids, ages and preprocessed model-grid files: which data a run saw."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for record in sorted(records, key=lambda r: r.subject_id):
+        digest.update(f"{record.subject_id}\t{record.age}\n".encode())
+        paths = output_paths(record.preproc_dir, record.subject_id)
+        for key in ("t1", "mask", "pet"):
+            if paths[key].exists():
+                digest.update(hashlib.sha256(paths[key].read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def record_grid(record: Record):
     """The model grid a subject was preprocessed onto (from its JSON)."""
     from mri2pet_cli.space.grid import ModelGrid
@@ -109,30 +123,46 @@ def load_arrays(records: list[Record]) -> Arrays:
     )
 
 
-def split_subjects(ids: list[str], seed: int, val_fraction: float, test_fraction: float) -> dict[str, list[str]]:
-    """Subject-level train / validation / test split, reproducible from the seed."""
+SPLIT_PARTS = ("test", "validation", "calibration", "train")
+
+
+def split_subjects(
+    ids: list[str], seed: int, val_fraction: float, test_fraction: float, calibration_fraction: float = 0.0
+) -> dict[str, list[str]]:
+    """Subject-level train / validation / test split, reproducible from the seed.
+
+    ``calibration_fraction`` > 0 also sets aside a calibration part (for interval calibration; no model
+    selection may see it), drawn after test and validation so that the other parts stay as they were.
+    """
     order = sorted(ids)
     rng = np.random.default_rng(seed)
     rng.shuffle(order)
-    n_test = max(1, int(round(test_fraction * len(order)))) if test_fraction > 0 else 0
-    n_val = max(1, int(round(val_fraction * len(order)))) if val_fraction > 0 else 0
-    if len(order) - n_test - n_val < 1:
+
+    def count(fraction: float) -> int:
+        return max(1, int(round(fraction * len(order)))) if fraction > 0 else 0
+
+    n_test, n_val, n_cal = count(test_fraction), count(val_fraction), count(calibration_fraction)
+    if len(order) - n_test - n_val - n_cal < 1:
         raise InputImageError(f"{len(order)} subjects are too few to split into train / validation / test")
-    return {
+    split = {
         "test": sorted(order[:n_test]),
         "validation": sorted(order[n_test : n_test + n_val]),
-        "train": sorted(order[n_test + n_val :]),
+        "calibration": sorted(order[n_test + n_val : n_test + n_val + n_cal]),
+        "train": sorted(order[n_test + n_val + n_cal :]),
     }
+    return split if n_cal else {k: v for k, v in split.items() if k != "calibration"}
 
 
-def write_split(split: dict[str, list[str]], path: Path) -> None:
+def write_split(split: dict, path: Path) -> None:
     from mri2pet_cli.io import write_text_atomic
 
     write_text_atomic(json.dumps(split, indent=2), path, overwrite=True)
 
 
-def read_split(path: str | Path) -> dict[str, list[str]]:
-    """A split.json as a run writes it; a one-line error where it is not one."""
+def read_split(path: str | Path, data_dir: str | Path | None = None) -> dict[str, list[str]]:
+    """A split.json as a run writes it (or a shipped one, with a calibration part and its cohort);
+    a one-line error where it is not one, where parts overlap, or where it names another cohort than
+    ``data_dir``'s."""
     path = Path(path)
     try:
         split = json.loads(path.read_text())
@@ -142,7 +172,35 @@ def read_split(path: str | Path) -> dict[str, list[str]]:
         raise InputImageError(f"{path}: a split file needs lists 'train', 'validation' and 'test'")
     if not split["train"]:
         raise InputImageError(f"{path}: the split has no training subjects")
-    return {k: [str(s) for s in split[k]] for k in ("test", "validation", "train")}
+    parts = {k: [str(s) for s in split[k]] for k in SPLIT_PARTS if isinstance(split.get(k), list)}
+    seen: dict[str, str] = {}
+    for part, ids in parts.items():
+        for sid in ids:
+            if sid in seen:
+                raise InputImageError(f"{path}: subject {sid} is in both '{seen[sid]}' and '{part}'")
+            seen[sid] = part
+    if data_dir is not None and isinstance(split.get("cohort"), dict):
+        check_split_cohort(split["cohort"], data_dir, path)
+    return parts
+
+
+def cohort_description(data_dir: str | Path) -> dict | None:
+    """What `simulate` recorded about a cohort (version, n, seed, ...); None for other data."""
+    path = Path(data_dir) / "dataset_description.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text()).get("mri2pet_simulation")
+
+
+def check_split_cohort(expected: dict, data_dir: str | Path, split_path: Path) -> None:
+    """A split drawn for one simulated cohort, refused on another (same ids, other subjects)."""
+    actual = cohort_description(data_dir)
+    if actual is None:
+        return  # a lab's own data: the ids are all there is to check
+    differ = [k for k in ("version", "n", "seed") if k in expected and actual.get(k) != expected[k]]
+    if differ:
+        found = ", ".join(f"{k} {actual.get(k)} (split: {expected[k]})" for k in differ)
+        raise InputImageError(f"{split_path}: drawn for another simulated cohort than {data_dir}: {found}")
 
 
 def subset(arrays: Arrays, ids: list[str]) -> Arrays:

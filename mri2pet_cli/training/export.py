@@ -62,6 +62,17 @@ def training_data_fields(options: TrainOptions, split: dict) -> dict:
     }
 
 
+def chain_of_runs(state: dict) -> list[dict]:
+    """Every run that made these weights, oldest first: the start weights' own chain (from their card),
+    then this run's starts and resumes, each with the epochs it trained."""
+    earlier = ((state.get("initialised_from") or {}).get("training") or {}).get("runs", [])
+    runs = [dict(r) for r in state.get("runs", [])]
+    ends = [r["first_epoch"] - 1 for r in runs[1:]] + [len(state["history"])]
+    for run, last in zip(runs, ends):
+        run["last_epoch"] = last
+    return [*earlier, *runs]
+
+
 def training_fields(options: TrainOptions, state: dict) -> dict:
     """The card's ``training``: epochs, selection, optimiser settings, time and where the run started from."""
     history = state["history"]
@@ -81,6 +92,7 @@ def training_fields(options: TrainOptions, state: dict) -> dict:
         "steps_per_second": float(np.mean([h["steps_per_second"] for h in history])) if history else None,
         "device": state["options"]["device"],
         "initialised_from": state.get("initialised_from"),
+        "runs": chain_of_runs(state),
         **({"where": state["where"]} if state.get("where") else {}),
     }
 

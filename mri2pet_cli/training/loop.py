@@ -21,6 +21,7 @@ from mri2pet_cli.models.weights import load_state
 from mri2pet_cli.preprocessing.cohort import (
     Arrays,
     check_split_present,
+    data_fingerprint,
     load_arrays,
     prepare_dataset,
     read_split,
@@ -31,7 +32,7 @@ from mri2pet_cli.preprocessing.cohort import (
 from mri2pet_cli.training.batches import augment_batch, make_batch, run_updates
 from mri2pet_cli.training.checkpoints import cpu_state, read_checkpoint, save_atomic, write_checkpoint
 from mri2pet_cli.training.distributed import Distributed
-from mri2pet_cli.training.options import TrainOptions, learning_rate, set_learning_rate
+from mri2pet_cli.training.options import TrainOptions, learning_rate, replay_command, set_learning_rate
 
 
 @dataclass
@@ -40,6 +41,7 @@ class RunData:
     train: Arrays
     validation: Arrays
     failed: dict[str, str]
+    fingerprint: str  # sha256 of the training and validation subjects' preprocessed files
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Progress:
     best: dict = field(default_factory=lambda: {"val_mae": float("inf"), "epoch": 0})
     start_epoch: int = 0
     initialised_from: dict | None = None
+    runs: list[dict] = field(default_factory=list)  # each start or resume: command, first epoch, data hash
 
 
 def open_run(options: TrainOptions, resume: bool, overwrite: bool) -> tuple[TrainOptions, dict | None]:
@@ -73,7 +76,7 @@ def load_run_data(options: TrainOptions, state: dict | None, writes: bool) -> Ru
     if state:
         split = state["split"]
     elif options.split_file:
-        split = read_split(options.split_file)
+        split = read_split(options.split_file, options.data)
     else:
         ids = [r.subject_id for r in records]
         split = split_subjects(ids, options.seed, options.val_fraction, options.test_fraction)
@@ -82,8 +85,11 @@ def load_run_data(options: TrainOptions, state: dict | None, writes: bool) -> Ru
     by_id = {r.subject_id: r for r in records}
     # the test subjects are needed only by export / evaluate: training may run on a copy without them
     check_split_present(split, ("train", "validation"), by_id, options.data)
-    arrays = load_arrays([by_id[s] for s in split["train"] + split["validation"]])
-    data = RunData(split, subset(arrays, split["train"]), subset(arrays, split["validation"]), failed)
+    seen = [by_id[s] for s in split["train"] + split["validation"]]
+    arrays = load_arrays(seen)
+    data = RunData(
+        split, subset(arrays, split["train"]), subset(arrays, split["validation"]), failed, data_fingerprint(seen)
+    )
     if get_model_info(options.model).age_required and np.isnan(data.train.age).any():
         raise Mri2PetError(f"{options.data}: model {options.model} needs every subject's age in participants.tsv")
     return data
@@ -112,7 +118,11 @@ def build_run_model(options: TrainOptions, state: dict | None, data: RunData, de
         model.load_state_dict(state["state_dict"])
         for opt, opt_state in zip(optimizers, state["optimizers"]):
             opt.load_state_dict(opt_state)
-        progress = Progress(state["history"], state["best"], state["epoch"] + 1, state.get("initialised_from"))
+        progress = Progress(
+            state["history"], state["best"], state["epoch"] + 1, state.get("initialised_from"), state.get("runs", [])
+        )
+        if progress.start_epoch < options.epochs:
+            progress.runs.append(run_record(options, data, progress.start_epoch, resumed=True))
         return options, model, optimizers, progress
     volumes = (data.train.t1, data.train.pet, data.train.mask)
     model.fit_data_statistics(*(torch.from_numpy(v[:, None]).to(device) for v in volumes))
@@ -121,7 +131,15 @@ def build_run_model(options: TrainOptions, state: dict | None, data: RunData, de
             model, initial, options.init_weights, architecture=options.model, partial=True
         )
     model.before_training()
-    return options, model, optimizers, Progress(initialised_from=provenance)
+    runs = [run_record(options, data, 0, start_weights=provenance["sha256"] if provenance else None)]
+    return options, model, optimizers, Progress(initialised_from=provenance, runs=runs)
+
+
+def run_record(options: TrainOptions, data: RunData, start_epoch: int, *, resumed=False, start_weights=None) -> dict:
+    """One link of a run's chain: the command that (re)started it, from which epoch, on which data."""
+    command = replay_command(options) + (" --resume" if resumed else "")
+    record = {"command": command, "first_epoch": start_epoch + 1, "data_sha256": data.fingerprint}
+    return record | ({} if resumed else {"start_weights_sha256": start_weights})
 
 
 def draws_per_epoch(model, n: int) -> int:
@@ -237,6 +255,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
             history=progress.history,
             best=progress.best,
             initialised_from=progress.initialised_from,
+            runs=progress.runs,
         )
         if report:
             report(epoch, steps - 1, steps, {"val_mae": entry["val_mae"], "loss": entry["loss"], "seconds": seconds})
@@ -248,6 +267,7 @@ def train(options: TrainOptions, *, resume: bool = False, overwrite: bool = Fals
         "preprocessing_failures": data.failed,
         "history": progress.history,
         "best": progress.best,
+        "runs": progress.runs,
         "train_seconds": float(sum(h["seconds"] for h in progress.history)),
     }
     if ranks.writes:

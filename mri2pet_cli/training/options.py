@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +42,22 @@ def check_options(options: TrainOptions) -> None:
     get_model_info(options.model)
     if not Path(options.data).is_dir():
         raise Mri2PetError(f"{options.data}: data folder not found")
+
+
+def replay_command(options: TrainOptions) -> str:
+    """The `mri2pet train` command line that reruns this run (recorded in the checkpoint and the card)."""
+    words = ["mri2pet", "train", "--model", options.model, "--data", options.data, "-o", options.run_dir]
+    words += ["--epochs", str(options.epochs), "--batch-size", str(options.batch_size), "--lr", f"{options.lr:g}"]
+    words += ["--schedule", options.schedule, "--seed", str(options.seed), "--precision", options.precision]
+    if options.model_config:
+        words += ["--config", json.dumps(options.model_config, sort_keys=True)]
+    if not options.augment:
+        words.append("--no-augment")
+    if options.init_weights:
+        words += ["--init-weights", options.init_weights]
+    if options.split_file:
+        words += ["--split", options.split_file]
+    return shlex.join(words)
 
 
 def learning_rate(options: TrainOptions, epoch: int) -> float:

@@ -71,6 +71,17 @@ def test_nested_selection_never_sees_the_test_fold(monkeypatch):
     assert len(seen) == 8 and all(not fitted & tested for fitted, tested in seen)
 
 
+def test_a_missing_region_is_filled_from_the_training_fold_only():
+    features, labels = toy(40, separation=2.0)
+    features[::3, 1] = np.nan  # a region outside some subjects' masks
+    train, test = np.arange(0, 30), np.arange(30, 40)
+    features[test, 1] = np.where(np.isnan(features[test, 1]), np.nan, 1e6)  # what a leak would average in
+    model = classification.make_classifier("logistic", True, 0, inner_folds=1).fit(features[train], labels[train])
+    assert model.named_steps["impute"].statistics_[1] == pytest.approx(np.nanmean(features[train, 1]))
+    assert np.isfinite(model.decision_function(features[test])).all()
+    assert np.isfinite(scores_of(features, labels)).all()
+
+
 def test_metrics_equal_scikit_learn():
     from sklearn.metrics import balanced_accuracy_score
 
