@@ -16,6 +16,7 @@ from mri2pet_cli.errors import Mri2PetError
 class BatchResult:
     done: dict[str, Any] = field(default_factory=dict)
     failed: dict[str, str] = field(default_factory=dict)
+    interrupted: bool = False  # Ctrl-C: what was finished is kept, the rest not run
 
 
 def limit_threads(threads: int) -> None:
@@ -51,26 +52,43 @@ def without_subject(message: str, subject: str) -> str:
 
 
 def run_batch(
-    func: Callable, items: Sequence, key: Callable[[Any], str], *, jobs: int = 1, label: str = ""
+    func: Callable,
+    items: Sequence,
+    key: Callable[[Any], str],
+    *,
+    jobs: int = 1,
+    label: str = "",
+    keep_partial: bool = False,
 ) -> BatchResult:
     """Call ``func(item)`` for every item; a user error in one item does not stop the others.
+
+    Ctrl-C stops the batch: with ``keep_partial`` the result so far comes back marked ``interrupted`` (for
+    the caller to record it, then stop); otherwise the interrupt goes on at once.
 
     Only :class:`Mri2PetError` is caught as a failure of that item; anything else is a bug and stops the batch.
     """
     result = BatchResult()
     with tracked(label, len(items)) as advance:
         if jobs > 1 and len(items) > 1:
-            with ProcessPoolExecutor(
-                max_workers=jobs, initializer=limit_threads, initargs=(worker_threads(jobs),)
-            ) as pool:
-                futures = {pool.submit(_call, func, item, key(item)): key(item) for item in items}
+            pool = ProcessPoolExecutor(max_workers=jobs, initializer=limit_threads, initargs=(worker_threads(jobs),))
+            futures = {pool.submit(_call, func, item, key(item)): key(item) for item in items}
+            try:
                 for future in as_completed(futures):
                     ok, value, seconds = future.result()
                     _record(result, futures[future], ok, value, seconds, advance)
+            except KeyboardInterrupt:
+                result.interrupted = True
+            finally:
+                pool.shutdown(wait=not result.interrupted, cancel_futures=True)
         else:
-            for item in items:
-                ok, value, seconds = _call(func, item, key(item))
-                _record(result, key(item), ok, value, seconds, advance)
+            try:
+                for item in items:
+                    ok, value, seconds = _call(func, item, key(item))
+                    _record(result, key(item), ok, value, seconds, advance)
+            except KeyboardInterrupt:
+                result.interrupted = True
+    if result.interrupted and not keep_partial:
+        raise KeyboardInterrupt
     return result
 
 

@@ -119,10 +119,13 @@ def cohort_roi_table(done: dict[str, dict]) -> str:
     return buffer.getvalue()
 
 
-def write_batch_files(out_dir: Path, command: str, done: dict[str, dict], failed: dict[str, str]) -> list[Path]:
-    """Batch summary, failure list and (when there are ROI tables) the cohort ROI table."""
+def write_batch_files(
+    out_dir: Path, command: str, done: dict[str, dict], failed: dict[str, str], extra: dict | None = None
+) -> list[Path]:
+    """Batch summary (``extra`` added: skipped, interrupted), failure list and the cohort ROI table."""
     out_dir = Path(out_dir)
     summary = {"command": command, "n_done": len(done), "n_failed": len(failed), "done": sorted(done), "failed": failed}
+    summary |= extra or {}
     written = [write_text_atomic(json.dumps(summary, indent=2), out_dir / SUMMARY, overwrite=True)]
     lines = ["participant_id\treason", *(f"{sid}\t{reason}" for sid, reason in sorted(failed.items()))]
     written.append(write_text_atomic("\n".join(lines) + "\n", out_dir / FAILURES, overwrite=True))

@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "mri2pet_cli"
 # Stage packages, lowest first: each may import only from those before it (and the shared top-level modules).
 STAGE_ORDER = ("space", "models", "reporting", "preprocessing", "simulation", "evaluation", "training", "inference")
-SHARED = ("errors", "names", "console", "io", "batch", "shards")
+SHARED = ("errors", "names", "console", "io", "batch", "shards", "completion")
 
 
 def module_name(path: Path) -> str:

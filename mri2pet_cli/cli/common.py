@@ -24,8 +24,16 @@ def warn_failed_checks(checks_by_subject: dict[str, dict]) -> None:
             say(f"  {sid}: " + "; ".join(problems), event="qc_warning", error=True, subject=sid)
 
 
-def finish_batch(failed: dict[str, str], total: int, out_dir: Path) -> None:
-    """List the failures at the end; exit 1 when any subject failed."""
+def finish_batch(failed: dict[str, str], total: int, out_dir: Path, skipped: list[str] = ()) -> None:
+    """List the failures at the end; exit 1 when any subject failed. ``skipped``: finished by an earlier run."""
+    if skipped:
+        done = total - len(failed) - len(skipped)
+        say(
+            f"skipped {len(skipped)} (finished before), done {done}",
+            event="skipped_finished",
+            n_skipped=len(skipped),
+            n_done=done,
+        )
     if failed:
         say(f"[bold red]{len(failed)} of {total} subjects failed:[/]", event="failed", error=True, n=len(failed))
         for sid, message in sorted(failed.items()):

@@ -43,6 +43,9 @@ def preprocess(
     )
     result = batch.result
     for sid, summary in sorted(result.done.items()):
+        if summary.get("skipped"):
+            say(f"{sid}: finished before for the same request; skipped", event="subject_skipped", subject=sid)
+            continue
         checks, timings = summary["checks"], summary["timings"]
         extra = f", PET-GM r {checks['pet_gm_correlation']:.2f}" if "pet_gm_correlation" in checks else ""
         say(
@@ -52,4 +55,4 @@ def preprocess(
             subject=sid,
         )
     warn_failed_checks({sid: summary["checks"] for sid, summary in result.done.items()})
-    finish_batch(batch.failed, batch.total, out_dir)
+    finish_batch(batch.failed, batch.total, out_dir, skipped=batch.skipped)

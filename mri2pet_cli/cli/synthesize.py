@@ -98,11 +98,14 @@ def synthesize(
     for sid, record in sorted(batch.result.done.items()):
         report_synthesis(sid, record)
     warn_failed_checks({sid: record.get("preprocessing_checks", {}) for sid, record in batch.result.done.items()})
-    finish_batch(batch.failed, batch.total, out_dir)
+    finish_batch(batch.failed, batch.total, out_dir, skipped=batch.skipped)
 
 
 def report_synthesis(sid: str, record: dict) -> None:
     """One line per PET written (each age of a series), with the time and the error against a reference."""
+    if record.get("skipped"):
+        say(f"{sid}: finished before for the same request; skipped", event="subject_skipped", subject=sid)
+        return
     for entry in record.get("age_series", {}).get("records", [record]):
         metrics = entry["metrics_vs_reference"]
         extra = f", vs reference: MAE {metrics['mae']:.3f}, r {metrics['pearson_r']:.3f}" if metrics else ""

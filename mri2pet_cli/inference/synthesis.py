@@ -5,13 +5,14 @@ from __future__ import annotations
 import json
 import platform
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from mri2pet_cli import __version__
+from mri2pet_cli.completion import finished_record, may_replace, output_hashes, sha256_file
 from mri2pet_cli.console import stage
 from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.inference.outputs import age_series_paths, output_paths
@@ -62,6 +63,38 @@ def cached_model(name: str, weights: str | None):
     return loaded
 
 
+def synthesis_request(subject, options: SynthesisOptions, age: float | None, card: dict) -> dict:
+    """What one PET answers: rerunning a batch skips a subject whose record holds the same request."""
+    return {
+        "version": __version__,
+        "t1_sha256": sha256_file(subject.t1),
+        "reference_pet_sha256": None if subject.pet is None else sha256_file(subject.pet),
+        "model": options.model,
+        "weights_sha256": card.get("sha256"),
+        "age": age,
+        "scan_age": options.scan_age,
+        "samples": options.samples,
+        "temperature": resolved_temperature(options),
+        "seed": options.seed,
+        "precision": options.precision,
+        "skull_strip": options.skull_strip,
+        "qc": options.qc,
+    }
+
+
+def finished_before(subject, out_dir: Path, options: SynthesisOptions, series: list[float] | None, card: dict):
+    """(the last record, where every PET of this request is finished and verified; whether the subject's
+    existing files may be written over without --overwrite)."""
+    sid = subject.subject_id
+    ages = series or [subject.age]
+    records = [output_paths(out_dir, sid, options.model, a if series else None)["record"] for a in ages]
+    requests = [synthesis_request(subject, options, a, card) for a in ages]
+    finished = [finished_record(r, q) for r, q in zip(records, requests)]
+    curve = not series or all(p.exists() for p in age_series_paths(out_dir, sid, options.model).values())
+    replaceable = all(may_replace(r, q, options.overwrite) for r, q in zip(records, requests))
+    return (finished[-1] if all(finished) and curve else None), replaceable
+
+
 def resolved_temperature(options: SynthesisOptions) -> float:
     if options.temperature is not None:
         return options.temperature
@@ -83,8 +116,18 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     sid = subject.subject_id
     series = [float(a) for a in ages] if ages and len(ages) > 1 else None
     out_dir = Path(out_dir)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+    loaded = cached_model(options.model, options.weights)
+    timings["load_model"] = time.perf_counter() - clock
     for age in series or [subject.age]:
         check_age(age, options.model, sid)
+    done, replaceable = finished_before(subject, out_dir, options, series, loaded[1])
+    if done is not None and not options.overwrite:
+        return done | {"skipped": True}
+    if replaceable:  # a killed run's files, or this same request's: redo them
+        options = replace(options, overwrite=True)
+    for age in series or [subject.age]:
         tag_age = age if series else None
         for key, path in output_paths(out_dir, sid, options.model, tag_age).items():
             if options.samples > 1 or not key.startswith("std"):
@@ -96,10 +139,6 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
             raise Mri2PetError(f"model {options.model} does not use age: an age series needs an age-conditioned model")
         for path in age_series_paths(out_dir, sid, options.model).values():
             check_writable(path, options.overwrite)
-    timings: dict[str, float] = {}
-    clock = time.perf_counter()
-    loaded = cached_model(options.model, options.weights)
-    timings["load_model"] = time.perf_counter() - clock
     if options.scan_age is not None and not loaded[0].supports_scan_age():
         raise Mri2PetError(
             f"{loaded[2].weights}: model {options.model} has no measured age-only effect, so --scan-age cannot "
@@ -247,6 +286,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         "key_regions": key_region_rows(key_means, card),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": {k: str(v.resolve()) for k, v in paths.items() if sampled or not k.startswith("std")},
+        "request": synthesis_request(subject, options, age, card),
     }
     write_html(
         paths["report_html"],
@@ -258,5 +298,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         key_rows=record["key_regions"],
         overwrite=options.overwrite,
     )
+    written = [Path(v) for k, v in record["outputs"].items() if k != "record"]
+    record["output_sha256"] = output_hashes(written, paths["record"].parent)  # the record is written last
     write_text_atomic(json.dumps(record, indent=2, default=float), paths["record"], overwrite=options.overwrite)
     return record

@@ -12,12 +12,12 @@ it), the folder in ``$MRI2PET_WEIGHTS_DIR``, then the ``weights/`` folder of thi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mri2pet_cli.completion import sha256_file as sha256_of
 from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.io import atomic_path, write_text_atomic
 
@@ -34,14 +34,6 @@ class WeightsError(Mri2PetError):
 class WeightsFiles:
     weights: Path
     card: Path
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weights_dirs() -> list[Path]:

@@ -32,6 +32,12 @@ class SubjectBatch:
         return self.unreadable | self.result.failed
 
     @property
+    def skipped(self) -> list[str]:
+        """Subjects an earlier run had finished (same request, files verified)."""
+        done = self.result.done
+        return sorted(sid for sid, value in done.items() if isinstance(value, dict) and value.get("skipped"))
+
+    @property
     def total(self) -> int:
         return len(self.subjects) + len(self.unreadable)
 
@@ -72,15 +78,23 @@ def run_subject_batch(
     jobs: int,
     label: str,
 ) -> SubjectBatch:
-    """``work`` on every subject, then a shard's manifest or (one unsharded run) the batch's files."""
-    result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label=label)
+    """``work`` on every subject, then a shard's manifest or (one unsharded run) the batch's files; after
+    Ctrl-C, the files of what was finished (the subjects not reached listed), then the interrupt goes on."""
+    result = run_batch(work, subjects, key=lambda s: s.subject_id, jobs=jobs, label=label, keep_partial=True)
     failed = unreadable | result.failed
+    batch = SubjectBatch(subjects, unreadable, result)
     if part is not None:
         ids = sorted([s.subject_id for s in subjects] + list(unreadable))
         write_manifest(out_dir, part, command, ids, result.done, failed)
     else:
-        write_batch_files(out_dir, command, {sid: subject_outputs(v) for sid, v in result.done.items()}, failed)
-    return SubjectBatch(subjects, unreadable, result)
+        not_run = sorted(s.subject_id for s in subjects if s.subject_id not in result.done | result.failed)
+        outputs = {sid: subject_outputs(v) for sid, v in result.done.items()}
+        extra = {"skipped": batch.skipped} if batch.skipped else {}
+        extra |= {"interrupted": True, "not_run": not_run} if result.interrupted else {}
+        write_batch_files(out_dir, command, outputs, failed, extra)
+    if result.interrupted:
+        raise KeyboardInterrupt
+    return batch
 
 
 def preprocess_batch(

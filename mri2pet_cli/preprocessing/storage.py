@@ -7,6 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from mri2pet_cli.completion import finished_record, may_replace, output_hashes, sha256_file
 from mri2pet_cli.preprocessing.pipeline import Preprocessed, preprocess
 from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import ModelGrid, default_grid
@@ -26,9 +27,16 @@ def output_paths(out_dir: str | Path, subject_id: str) -> dict[str, Path]:
 
 
 def save_preprocessed(
-    result: Preprocessed, out_dir: str | Path, subject_id: str, *, sources: dict, overwrite: bool = False
+    result: Preprocessed,
+    out_dir: str | Path,
+    subject_id: str,
+    *,
+    sources: dict,
+    overwrite: bool = False,
+    request: dict | None = None,
 ):
-    """Write the model-grid volumes, ITK transforms, JSON sidecar and QC picture of one subject."""
+    """Write the model-grid volumes, ITK transforms, QC picture and (last) the JSON sidecar of one subject,
+    which records ``request`` and every file's hash (a rerun skips what is finished)."""
     import json
 
     from mri2pet_cli import __version__
@@ -65,8 +73,11 @@ def save_preprocessed(
         "timings_s": result.timings,
         "transform_files": "ITK: *_from-T1w_to-MNI152 maps MNI points to T1 points (resampling convention)",
     }
-    write_text_atomic(json.dumps(sidecar, indent=2, default=float), paths["json"], overwrite=True)
     registration_qc(result.t1, template_maps(result.grid).brain_mask, result.grid, subject_id, paths["qc"])
+    if request is not None:
+        written = [paths[k] for k in wanted] + [paths["qc"]]
+        sidecar |= {"request": request, "output_sha256": output_hashes(written, paths["json"].parent)}
+    write_text_atomic(json.dumps(sidecar, indent=2, default=float), paths["json"], overwrite=True)
     return paths
 
 
@@ -112,6 +123,11 @@ def preprocess_and_save(
     """Preprocess one :class:`~mri2pet_cli.preprocessing.inputs.SubjectInput`, write its files; return its checks."""
     from mri2pet_cli.errors import Mri2PetError
 
+    request = preprocessing_request(subject, skull_strip, qc)
+    record_path = output_paths(out_dir, subject.subject_id)["json"]
+    if not overwrite and (record := finished_record(record_path, request)) is not None:
+        return {"checks": record["checks"], "timings": record["timings_s"], "skipped": True}
+    overwrite = may_replace(record_path, request, overwrite)  # a killed run's files, or a redo: written over
     try:
         result = preprocess(subject.t1, pet_path=subject.pet, skull_strip=skull_strip, qc=qc)
     except Mri2PetError as exc:
@@ -119,7 +135,19 @@ def preprocess_and_save(
             exc.message = f"{subject.subject_id}: {exc.message}"
         save_refusal_qc(exc, out_dir, subject.subject_id)
         raise
-    save_preprocessed(
-        result, out_dir, subject.subject_id, sources={"t1": subject.t1, "pet": subject.pet}, overwrite=overwrite
-    )
+    sources = {"t1": subject.t1, "pet": subject.pet}
+    save_preprocessed(result, out_dir, subject.subject_id, sources=sources, overwrite=overwrite, request=request)
     return {"checks": result.checks, "timings": result.timings}
+
+
+def preprocessing_request(subject, skull_strip: str, qc: str) -> dict:
+    """What a subject's preprocessing answers: the tool version, the inputs' hashes and the options."""
+    from mri2pet_cli import __version__
+
+    return {
+        "version": __version__,
+        "t1_sha256": sha256_file(subject.t1),
+        "pet_sha256": None if subject.pet is None else sha256_file(subject.pet),
+        "skull_strip": skull_strip,
+        "qc": qc,
+    }

@@ -66,6 +66,49 @@ def test_refuses_to_overwrite_and_age_is_noted(synthesized):
     assert "does not use age" in again.output and "--overwrite" in again.output
 
 
+def test_a_rerun_skips_what_is_finished_and_redoes_what_a_kill_left(synthesized):
+    out, _, _, args = synthesized
+    folder = out / "sub-001"
+    record_path, csv = folder / "sub-001_desc-unet_synthesis.json", folder / "sub-001_desc-unet_roi.csv"
+    record = json.loads(record_path.read_text())
+    assert record["request"]["t1_sha256"] and "sub-001_desc-unet_roi.csv" in record["output_sha256"]
+    stamp = record_path.stat().st_mtime_ns
+    again = runner.invoke(app, args)
+    assert again.exit_code == 0, again.output
+    assert "skipped 1 (finished before), done 0" in again.output and record_path.stat().st_mtime_ns == stamp
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert summary["skipped"] == ["sub-001"] and summary["n_failed"] == 0
+    original = csv.read_text()
+    csv.write_text("broken")  # a file that no longer matches its record ...
+    record_path.unlink()  # ... and a run killed before its record: redone without --overwrite
+    redo = runner.invoke(app, args)
+    assert redo.exit_code == 0, redo.output
+    assert "all 1 subjects written" in redo.output and csv.read_text() == original
+    assert json.loads(record_path.read_text())["request"] == record["request"]
+
+
+def test_ctrl_c_keeps_the_batch_summary_of_what_was_finished(tmp_path, weights, tiny_image, monkeypatch):
+    import nibabel as nib
+
+    import mri2pet_cli.inference.batch as batch
+
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for name in ("sub-a", "sub-b", "sub-c"):
+        nib.save(tiny_image, inputs / f"{name}.nii.gz")
+
+    def first_then_ctrl_c(subject, **kwargs):
+        if subject.subject_id != "sub-a":
+            raise KeyboardInterrupt
+        return {"outputs": {}}
+
+    monkeypatch.setattr(batch, "synthesize", first_then_ctrl_c)
+    result = runner.invoke(app, ["synthesize", str(inputs), "--weights", str(weights), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 130 and "interrupted" in result.output
+    summary = json.loads((tmp_path / "o" / "batch_summary.json").read_text())
+    assert summary["interrupted"] and summary["done"] == ["sub-a"] and summary["not_run"] == ["sub-b", "sub-c"]
+
+
 def test_bad_inputs(tmp_path, weights, tiny_path):
     unknown = runner.invoke(app, ["synthesize", str(tiny_path), "--model", "dual-glo"])
     assert unknown.exit_code == 2 and "unknown model 'dual-glo'" in unknown.output

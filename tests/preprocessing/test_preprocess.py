@@ -42,6 +42,18 @@ def test_batch_goes_on_past_a_failed_subject_and_lists_it(run):
     assert output_paths(out, "sub-001")["t1"].exists()
 
 
+def test_a_rerun_skips_the_finished_subject_and_still_lists_the_broken_one(run):
+    cohort, out, first = run
+    json_path = output_paths(out, "sub-001")["json"]
+    stamp = json_path.stat().st_mtime_ns
+    again = runner.invoke(app, ["preprocess", str(cohort), "-o", str(out)])
+    assert again.exit_code == 0, again.output
+    assert "sub-001: finished before" in again.output and "skipped 1 (finished before), done 0" in again.output
+    assert json_path.stat().st_mtime_ns == stamp
+    meta = json.loads(json_path.read_text())
+    assert meta["request"]["skull_strip"] == "deepbet" and len(meta["output_sha256"]) == 6
+
+
 def test_outputs_and_sidecar(run):
     _, out, _ = run
     paths = output_paths(out, "sub-001")
