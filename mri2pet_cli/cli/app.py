@@ -77,8 +77,9 @@ def main(
 
 
 INPUTS_HELP = (
-    "T1 files, folders of them, BIDS datasets, or subject tables (.tsv: participant_id and t1, pet, age; "
-    "relative paths are read from the table's folder; a BIDS participants.tsv finds each T1 beside it)."
+    "T1 files, folders of them, BIDS datasets, subject tables (.tsv: participant_id and t1, pet, age; "
+    "relative paths are read from the table's folder; a BIDS participants.tsv finds each T1 beside it), "
+    "or DICOM: a folder of one subject's DICOM files or a .zip of it (its 3D T1-weighted series is chosen)."
 )
 
 
@@ -103,6 +104,10 @@ Overwrite = Annotated[bool, typer.Option(help="Replace existing files.")]
 QcMode = Annotated[str, typer.Option(metavar="strict|warn", help=QC_HELP)]
 ShardPart = Annotated[str | None, typer.Option(metavar="K/N", help=SHARD_HELP)]
 SkullStrip = Annotated[str, typer.Option(metavar="deepbet|template|none", help=SKULL_STRIP_HELP)]
+DicomSeries = Annotated[
+    int | None,
+    typer.Option(metavar="N", help="DICOM inputs: take series number N (when several T1 series are found)."),
+]
 
 
 def optional_file(help_text: str):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mri2pet_cli.cli.app import Inputs, Jobs, Overwrite, QcMode, ShardPart, SkullStrip, app, reports_errors
+from mri2pet_cli.cli.app import DicomSeries, Inputs, Jobs, Overwrite, QcMode, ShardPart, SkullStrip, app, reports_errors
 from mri2pet_cli.cli.common import finish_batch, warn_failed_checks
 from mri2pet_cli.console import say
 
@@ -26,6 +26,7 @@ def preprocess(
     overwrite: Overwrite = False,
     qc: QcMode = "strict",
     shard: ShardPart = None,
+    dicom_series: DicomSeries = None,
 ) -> None:
     """Raw T1 (and PET) -> model grid: N4, brain extraction, MNI registration, normalisation, QC."""
     from mri2pet_cli.preprocessing.batch import preprocess_batch
@@ -40,6 +41,7 @@ def preprocess(
         overwrite=overwrite,
         jobs=jobs,
         shard=shard,
+        dicom_series=dicom_series,
     )
     result = batch.result
     for sid, summary in sorted(result.done.items()):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mri2pet_cli.cli.app import Inputs, Jobs, Overwrite, QcMode, ShardPart, SkullStrip, app, reports_errors
+from mri2pet_cli.cli.app import DicomSeries, Inputs, Jobs, Overwrite, QcMode, ShardPart, SkullStrip, app, reports_errors
 from mri2pet_cli.cli.common import finish_batch, warn_failed_checks
 from mri2pet_cli.console import say
 
@@ -68,6 +68,7 @@ def synthesize(
     overwrite: Overwrite = False,
     qc: QcMode = "strict",
     shard: ShardPart = None,
+    dicom_series: DicomSeries = None,
 ) -> None:
     """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
     from mri2pet_cli.inference.batch import synthesize_batch
@@ -94,6 +95,7 @@ def synthesize(
         use_dataset_pet=use_dataset_pet,
         jobs=jobs,
         shard=shard,
+        dicom_series=dicom_series,
     )
     for sid, record in sorted(batch.result.done.items()):
         report_synthesis(sid, record)

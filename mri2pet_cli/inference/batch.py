@@ -56,6 +56,7 @@ def synthesize_batch(
     use_dataset_pet: bool = True,
     jobs: int = 1,
     shard: str | None = None,
+    dicom_series: int | None = None,
 ) -> SubjectBatch:
     """Every subject found in ``inputs`` to synthetic PET files in ``out_dir``; two or more ``ages`` make an
     age series of one T1. Failed subjects are kept in the result, not raised."""
@@ -63,7 +64,9 @@ def synthesize_batch(
     check_request(options, ages)
     device = resolve_device(options.device)
     single_age = ages[0] if len(ages) == 1 else None
-    found = find_subjects(inputs, pet=reference_pet, with_pet=use_dataset_pet, age=single_age)
+    found = find_subjects(
+        inputs, pet=reference_pet, with_pet=use_dataset_pet, age=single_age, dicom_series=dicom_series
+    )
     check_subjects(found, options, ages)
     subjects, unreadable, part = choose_subjects(found, shard)
     cached_model(options.model, options.weights)  # checks the weights once, up front

@@ -256,6 +256,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         "inputs": {
             "t1": str(Path(subject.t1).resolve()),
             "reference_pet": None if subject.pet is None else str(Path(subject.pet).resolve()),
+            **({"dicom": subject.dicom} if subject.dicom else {}),
         },
         "age": age,
         **({"scan_age": options.scan_age} if options.scan_age is not None else {}),

@@ -108,10 +108,12 @@ def preprocess_batch(
     overwrite: bool = False,
     jobs: int = 1,
     shard: str | None = None,
+    dicom_series: int | None = None,
 ) -> SubjectBatch:
     """`mri2pet preprocess`: every subject found in ``inputs`` onto the model grid, into ``out_dir``."""
     check_modes(qc, skull_strip)
-    subjects, unreadable, part = choose_subjects(find_subjects(inputs, pet=pet, with_pet=with_pet), shard)
+    found = find_subjects(inputs, pet=pet, with_pet=with_pet, dicom_series=dicom_series)
+    subjects, unreadable, part = choose_subjects(found, shard)
     check_output_dir(out_dir)
     work = functools.partial(preprocess_and_save, out_dir=out_dir, skull_strip=skull_strip, overwrite=overwrite, qc=qc)
     return run_subject_batch(

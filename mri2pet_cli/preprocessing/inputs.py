@@ -1,10 +1,14 @@
-"""Finding subjects: single files, folders of NIfTI files, BIDS datasets, and subject tables.
+"""Finding subjects: single files, folders of NIfTI files, BIDS datasets, subject tables and DICOM.
 
 A subject table is tab-separated with a ``participant_id`` column and optionally ``t1``, ``pet``
 and ``age``. Relative paths in it are read from the table's folder, so that a table travels with
 its images. Without a ``t1`` column (a BIDS ``participants.tsv``) each subject's T1 and PET are
 found in the BIDS layout beside the table: ``sub-X/[ses-Y/]anat/*_T1w.nii[.gz]`` and
-``sub-X/[ses-Y/]pet/*_pet.nii[.gz]``.
+``sub-X/[ses-Y/]pet/*_pet.nii[.gz]``. A folder of DICOM files (or a .zip) is one subject, named after the
+folder, whose T1 series is converted and chosen when the files are checked (see ``dicom``).
+
+Subject ids become BIDS-safe labels: letters, digits and hyphens only, accents folded to ASCII
+('Müller Hans_T1w.nii.gz' -> 'MullerHans').
 """
 
 from __future__ import annotations
@@ -24,17 +28,26 @@ class SubjectInput:
     t1: Path
     pet: Path | None = None
     age: float | None = None
+    dicom: dict | None = None  # a DICOM input: its source (and, once converted, series and sidecar)
+
+
+def safe_label(text: str) -> str:
+    """Letters, digits and hyphens only (BIDS labels; hyphens keep 'sub-001'), accents folded to ASCII."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(c for c in folded if c.isalnum() or c == "-").strip("-") or "subject"
 
 
 def subject_id_from(path: Path) -> str:
     name = path.name
-    for suffix in (".nii.gz", ".nii"):
+    for suffix in (".nii.gz", ".nii", ".zip"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
     for tag in ("_T1w", "_t1w", "_T1", "_t1"):
         if name.endswith(tag):
             name = name[: -len(tag)]
-    return name
+    return safe_label(name)
 
 
 def read_table(table: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -118,13 +131,23 @@ def subjects_from_tsv(table: Path) -> list[SubjectInput]:
 
 
 def find_subjects(
-    inputs: list[Path], pet: Path | None = None, with_pet: bool = True, age: float | None = None
+    inputs: list[Path],
+    pet: Path | None = None,
+    with_pet: bool = True,
+    age: float | None = None,
+    dicom_series: int | None = None,
 ) -> list[SubjectInput]:
-    """Every T1 named by ``inputs`` (files, folders, BIDS datasets, subject tables), with PET where known."""
+    """Every T1 named by ``inputs`` (files, folders, BIDS datasets, subject tables, DICOM folders or zips),
+    with PET where known. ``dicom_series``: the series number to take from DICOM inputs."""
+    from mri2pet_cli.preprocessing.dicom import looks_like_dicom
+
     subjects: list[SubjectInput] = []
     for item in inputs:
         item = Path(item)
-        if item.suffix == ".tsv" and item.is_file():
+        if looks_like_dicom(item):
+            source = {"source": str(item), "series_wanted": dicom_series}
+            subjects.append(SubjectInput(subject_id_from(item), item, dicom=source))
+        elif item.suffix == ".tsv" and item.is_file():
             subjects.extend(subjects_from_tsv(item))
         elif item.is_dir():
             found = bids_subjects(item)
@@ -152,6 +175,17 @@ def find_subjects(
     return subjects
 
 
+def converted(subject: SubjectInput) -> SubjectInput:
+    """A DICOM subject with its T1 series converted to NIfTI and chosen; any other subject as it is."""
+    if subject.dicom is None or "sidecar" in subject.dicom:
+        return subject
+    from mri2pet_cli.preprocessing.dicom import choose_t1, convert, dicom_provenance
+
+    source = Path(subject.dicom["source"])
+    series = choose_t1(convert(source), source, subject.dicom.get("series_wanted"))
+    return replace(subject, t1=series.nifti, dicom=dicom_provenance(source, series))
+
+
 def check_subject_files(
     subjects: list[SubjectInput], *, require_one: bool = True
 ) -> tuple[list[SubjectInput], dict[str, str]]:
@@ -164,6 +198,7 @@ def check_subject_files(
     good, bad = [], {}
     for subject in subjects:
         try:
+            subject = converted(subject)
             open_volume(subject.t1, what="T1")
             if subject.pet is not None:
                 open_volume(subject.pet, what="PET")

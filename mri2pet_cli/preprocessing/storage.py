@@ -60,7 +60,7 @@ def save_preprocessed(
         "tool": "mri2pet",
         "version": __version__,
         "subject_id": subject_id,
-        "sources": {k: str(v) for k, v in sources.items() if v is not None},
+        "sources": {k: v if isinstance(v, dict) else str(v) for k, v in sources.items() if v is not None},
         "grid": result.grid.describe(),
         "native_to_mni_ras": np.round(result.native_to_mni, 8).tolist(),
         "pet_to_t1_ras": None if result.pet_to_t1 is None else np.round(result.pet_to_t1, 8).tolist(),
@@ -135,7 +135,7 @@ def preprocess_and_save(
             exc.message = f"{subject.subject_id}: {exc.message}"
         save_refusal_qc(exc, out_dir, subject.subject_id)
         raise
-    sources = {"t1": subject.t1, "pet": subject.pet}
+    sources = {"t1": subject.t1, "pet": subject.pet, "dicom": getattr(subject, "dicom", None)}
     save_preprocessed(result, out_dir, subject.subject_id, sources=sources, overwrite=overwrite, request=request)
     return {"checks": result.checks, "timings": result.timings}
 
