@@ -69,6 +69,14 @@ def synthesize(
     qc: QcMode = "strict",
     shard: ShardPart = None,
     dicom_series: DicomSeries = None,
+    dicom_out: Annotated[
+        bool,
+        typer.Option(
+            "--dicom-out",
+            help="Also write the PET on the T1's grid as a DICOM series (PET, marked synthetic; in the T1's "
+            "study when the input is DICOM).",
+        ),
+    ] = False,
 ) -> None:
     """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
     from mri2pet_cli.inference.batch import synthesize_batch
@@ -85,6 +93,7 @@ def synthesize(
         overwrite=overwrite,
         qc=qc,
         scan_age=scan_age,
+        dicom_out=dicom_out,
     )
     batch = synthesize_batch(
         inputs,

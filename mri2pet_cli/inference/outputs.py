@@ -27,6 +27,7 @@ def output_paths(out_dir: Path, subject_id: str, model: str, age: float | None =
         "roi_csv": folder / f"{stem}_roi.csv",
         "report_png": folder / f"{stem}_report.png",
         "report_html": folder / f"{stem}_report.html",
+        "dicom_dir": folder / f"{subject_id}{tag}_{desc}_pet-dicom",
         "record": folder / f"{stem}_synthesis.json",
     }
 

@@ -35,6 +35,7 @@ class SynthesisOptions:
     seed: int = 0
     overwrite: bool = False
     scan_age: float | None = None  # the T1's age when the PET is wanted for another age (age-only effect)
+    dicom_out: bool = False  # also the native-space PET as a DICOM series
 
 
 def check_age(age: float | None, model: str, subject: str) -> None:
@@ -79,7 +80,15 @@ def synthesis_request(subject, options: SynthesisOptions, age: float | None, car
         "precision": options.precision,
         "skull_strip": options.skull_strip,
         "qc": options.qc,
+        "dicom_out": options.dicom_out,
     }
+
+
+def wanted_output(key: str, options: SynthesisOptions) -> bool:
+    """Whether ``output_paths``' ``key`` is written for these options (std maps: samples; DICOM: asked)."""
+    if key.startswith("std"):
+        return options.samples > 1
+    return key != "dicom_dir" or options.dicom_out
 
 
 def finished_before(subject, out_dir: Path, options: SynthesisOptions, series: list[float] | None, card: dict):
@@ -130,7 +139,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     for age in series or [subject.age]:
         tag_age = age if series else None
         for key, path in output_paths(out_dir, sid, options.model, tag_age).items():
-            if options.samples > 1 or not key.startswith("std"):
+            if wanted_output(key, options):
                 check_writable(path, options.overwrite)
     if series:
         from mri2pet_cli.models.registry import get_model_info
@@ -225,7 +234,23 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     grid_affine = pre.grid.affine
     what = f"mri2pet {__version__} synthetic FDG-PET SUVR, model {options.model}"
     write = {"overwrite": options.overwrite}
-    save_volume(grid_to_native(pet, pre), paths["pet_native"], like=native_img, description=what, **write)
+    native_pet = grid_to_native(pet, pre)
+    save_volume(native_pet, paths["pet_native"], like=native_img, description=what, **write)
+    dicom_files = []
+    if options.dicom_out:
+        from mri2pet_cli.inference.dicom_out import write_pet_series
+        from mri2pet_cli.io import image_like
+
+        request = synthesis_request(subject, options, age, card)
+        dicom_files = write_pet_series(
+            image_like(native_pet, native_img),
+            paths["dicom_dir"],
+            subject_id=sid,
+            model=options.model,
+            seed_text=json.dumps(request, sort_keys=True),
+            dicom=subject.dicom,
+            **write,
+        )
     save_volume(pet, paths["pet_mni"], affine=grid_affine, description=what, **write)
     if sampled and std_grid is not None:
         what_std = f"mri2pet {__version__} sample std SUVR, model {options.model}"
@@ -286,7 +311,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         "key_regions_suvr": key_means,
         "key_regions": key_region_rows(key_means, card),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "outputs": {k: str(v.resolve()) for k, v in paths.items() if sampled or not k.startswith("std")},
+        "outputs": {k: str(v.resolve()) for k, v in paths.items() if wanted_output(k, options)},
         "request": synthesis_request(subject, options, age, card),
     }
     write_html(
@@ -299,7 +324,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         key_rows=record["key_regions"],
         overwrite=options.overwrite,
     )
-    written = [Path(v) for k, v in record["outputs"].items() if k != "record"]
+    written = [Path(v) for k, v in record["outputs"].items() if k not in ("record", "dicom_dir")] + dicom_files
     record["output_sha256"] = output_hashes(written, paths["record"].parent)  # the record is written last
     write_text_atomic(json.dumps(record, indent=2, default=float), paths["record"], overwrite=options.overwrite)
     return record

@@ -44,6 +44,7 @@ class Series:
     nifti: Path
     sidecar: dict
     shape: tuple[int, ...]
+    files_dir: Path  # the folder dcm2niix read (for a zip, where it was unpacked)
 
     def label(self) -> str:
         size = "x".join(str(s) for s in self.shape)
@@ -103,7 +104,7 @@ def convert(source: Path) -> list[Series]:
         sidecar = json.loads(sidecar_path.read_text()) if sidecar_path.exists() else {}
         description = sidecar.get("SeriesDescription") or sidecar.get("ProtocolName") or nifti.stem
         shape = tuple(int(s) for s in nib.load(str(nifti)).shape)
-        series.append(Series(sidecar.get("SeriesNumber"), str(description), nifti, sidecar, shape))
+        series.append(Series(sidecar.get("SeriesNumber"), str(description), nifti, sidecar, shape, folder))
     if not series:
         reason = (done.stderr or done.stdout).strip().splitlines()
         detail = f" (dcm2niix: {reason[-1]})" if reason else ""
@@ -151,5 +152,6 @@ def dicom_provenance(source: Path, series: Series) -> dict:
         "series_number": series.number,
         "series_description": series.description,
         "converter": f"dcm2niix {dcm2niix.__version__}",
+        "files_dir": str(series.files_dir),  # read again by --dicom-out for the patient and study
         "sidecar": series.sidecar,
     }

@@ -80,19 +80,44 @@ def test_a_zip_is_a_subject_named_safely_and_its_series_is_kept_in_the_record(vo
     assert result.exit_code == 2 and "file not found" in result.output
 
 
-def test_synthesize_from_a_dicom_folder(simulated_cohort, tmp_path):
+def test_synthesize_from_a_dicom_folder_and_back_to_dicom(simulated_cohort, tmp_path):
+    import json
+
+    import pydicom
+
     from mri2pet_cli.models.registry import build_model
     from mri2pet_cli.models.weights import save_weights
 
     t1 = nib.load(str(simulated_cohort / "sub-001" / "anat" / "sub-001_T1w.nii.gz"))
     folder = write_series(t1, tmp_path / "sub-007", number=3, description="MPRAGE")
     weights = save_weights(build_model("unet", {"base": 4, "levels": 2}), tmp_path / "w", {"version": "t"}).weights
-    result = runner.invoke(app, ["synthesize", str(folder), "--weights", str(weights), "-o", str(tmp_path / "out")])
+    args = ["synthesize", str(folder), "--weights", str(weights), "-o", str(tmp_path / "out"), "--dicom-out"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    import json
-
-    record = json.loads((tmp_path / "out" / "sub-007" / "sub-007_desc-unet_synthesis.json").read_text())
+    subject = tmp_path / "out" / "sub-007"
+    record = json.loads((subject / "sub-007_desc-unet_synthesis.json").read_text())
     assert record["inputs"]["dicom"]["series_description"] == "MPRAGE"
     assert record["inputs"]["dicom"]["converter"].startswith("dcm2niix")
-    native = nib.load(str(tmp_path / "out" / "sub-007" / "sub-007_space-T1w_desc-unet_pet.nii.gz"))
+    native = nib.load(str(subject / "sub-007_space-T1w_desc-unet_pet.nii.gz"))
     assert sorted(native.shape) == sorted(t1.shape)
+    # the DICOM series: in the T1's study, marked synthetic, and the same volume once read back
+    files = sorted((subject / "sub-007_desc-unet_pet-dicom").glob("*.dcm"))
+    assert len(files) == native.shape[2] and len(record["output_sha256"]) > len(files)
+    first = pydicom.dcmread(files[0])
+    source = pydicom.dcmread(next(folder.glob("*.dcm")))
+    assert first.Modality == "PT" and list(first.ImageType) == ["DERIVED", "SECONDARY"]
+    assert first.SeriesDescription.startswith("SYNTHETIC FDG-PET")
+    assert (first.StudyInstanceUID, first.PatientID) == (source.StudyInstanceUID, source.PatientID)
+    assert first.SeriesInstanceUID != source.SeriesInstanceUID
+    import subprocess
+
+    import dcm2niix
+
+    back = tmp_path / "back"
+    back.mkdir()  # without -i y: our own converter leaves derived series out, on purpose
+    subprocess.run([dcm2niix.bin, "-z", "n", "-o", str(back), str(files[0].parent)], check=True, capture_output=True)
+    (back_path,) = back.glob("*.nii")
+    back_img = nib.load(str(back_path))
+    np.testing.assert_allclose(world_centre(back_img), world_centre(native), atol=0.6)
+    peak = float(np.asarray(native.dataobj).max())
+    assert float(np.asarray(back_img.dataobj).max()) == pytest.approx(peak, rel=2e-3)
