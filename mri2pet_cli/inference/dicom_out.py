@@ -2,11 +2,11 @@
 can show and fuse with the MRI.
 
 Marked so that no one takes it for an acquired scan: ImageType DERIVED\\SECONDARY, the series description
-"SYNTHETIC FDG-PET SUVR (mri2pet MODEL) RESEARCH ONLY", and the image comments. Values are SUVR (Units
-NONE), stored as 16-bit integers with a rescale slope. With a DICOM input the series joins the T1's
-patient, study and frame of reference (read from the T1 series' own files); otherwise it opens a new study
-named after the subject id. Every UID is derived from the request (inputs' and weights' hashes), so the
-same input gives the same bytes. The series is written into a temporary folder, then renamed.
+"SYNTHETIC FDG-PET mri2pet MODEL RESEARCH ONLY", and the image comments. Values are SUVR (Units NONE),
+stored as 16-bit integers with a rescale slope. With a DICOM input the series joins the T1's patient, study
+and frame of reference (read from the T1 series' own files); from a NIfTI input it opens a new study with
+empty patient fields, and the series description says so. Every UID derives from the request (inputs' and
+weights' hashes), so the same input gives the same bytes. Written into a temporary folder, then renamed.
 """
 
 from __future__ import annotations
@@ -90,7 +90,8 @@ def write_pet_series(
     study_uid = linked.get("StudyInstanceUID") or generate_uid(entropy_srcs=[seed_text, "study"])
     series_uid = generate_uid(entropy_srcs=[seed_text, "series", model])
     frame_uid = linked.get("FrameOfReferenceUID") or generate_uid(entropy_srcs=[seed_text, "frame"])
-    description = f"SYNTHETIC FDG-PET SUVR (mri2pet {model}) RESEARCH ONLY"
+    # LO: at most 64 characters
+    description = f"SYNTHETIC FDG-PET mri2pet {model} RESEARCH ONLY" + ("" if linked else ", NIFTI INPUT")
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     written = []
@@ -103,7 +104,8 @@ def write_pet_series(
             ds = Dataset()
             ds.file_meta = meta
             ds.SOPClassUID, ds.SOPInstanceUID = PET_IMAGE_STORAGE, instance_uid
-            ds.PatientName, ds.PatientID = subject_id, subject_id
+            ds.PatientName, ds.PatientID = "", ""  # type 2: known only from a DICOM input
+            ds.StudyDescription = "" if linked else f"mri2pet synthetic PET of {subject_id} (NIfTI input)"[:64]
             for key, value in linked.items():
                 setattr(ds, key, value)
             ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
