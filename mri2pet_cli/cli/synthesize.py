@@ -69,6 +69,14 @@ def synthesize(
     qc: QcMode = "strict",
     shard: ShardPart = None,
     dicom_series: DicomSeries = None,
+    ref_region: Annotated[
+        str,
+        typer.Option(
+            metavar="cerebellum|pons|whole-brain",
+            help="SUVR reference region of the outputs: cerebellum (cerebellar cortex, what the models learned), "
+            "pons, or whole-brain. Named in every report and record.",
+        ),
+    ] = "cerebellum",
     dicom_out: Annotated[
         bool,
         typer.Option(
@@ -94,6 +102,7 @@ def synthesize(
         qc=qc,
         scan_age=scan_age,
         dicom_out=dicom_out,
+        ref_region=ref_region,
     )
     batch = synthesize_batch(
         inputs,

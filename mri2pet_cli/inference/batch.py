@@ -11,13 +11,16 @@ from mri2pet_cli.inference.synthesis import SynthesisOptions, cached_model, chec
 from mri2pet_cli.io import check_output_dir
 from mri2pet_cli.models.registry import get_model_info
 from mri2pet_cli.models.runtime import resolve_device
+from mri2pet_cli.names import check_name
 from mri2pet_cli.preprocessing.batch import SubjectBatch, check_modes, choose_subjects, run_subject_batch
 from mri2pet_cli.preprocessing.inputs import find_subjects
+from mri2pet_cli.preprocessing.normalise import REFERENCE_REGIONS
 
 
 def check_request(options: SynthesisOptions, ages: list[float]) -> None:
     """Options and ages that cannot work, refused with one line before anything is read."""
     check_modes(options.qc, options.skull_strip)
+    check_name(options.ref_region, tuple(REFERENCE_REGIONS), "--ref-region")
     if options.temperature is not None and options.temperature < 0:
         raise Mri2PetError(f"--temperature {options.temperature:g} is negative", hint="0 gives the point estimate")
     get_model_info(options.model)

@@ -36,6 +36,7 @@ class SynthesisOptions:
     overwrite: bool = False
     scan_age: float | None = None  # the T1's age when the PET is wanted for another age (age-only effect)
     dicom_out: bool = False  # also the native-space PET as a DICOM series
+    ref_region: str = "cerebellum"  # SUVR reference: cerebellum (what the models learned), pons, whole-brain
 
 
 def check_age(age: float | None, model: str, subject: str) -> None:
@@ -81,6 +82,7 @@ def synthesis_request(subject, options: SynthesisOptions, age: float | None, car
         "skull_strip": options.skull_strip,
         "qc": options.qc,
         "dicom_out": options.dicom_out,
+        "ref_region": options.ref_region,
     }
 
 
@@ -193,7 +195,7 @@ def _interval_note(intervals: dict | None) -> str:
 def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, age, tag_age, timings) -> dict:
     from mri2pet_cli.evaluation.metrics import image_metrics
     from mri2pet_cli.models.runtime import predict
-    from mri2pet_cli.preprocessing.normalise import model_output_to_suvr
+    from mri2pet_cli.preprocessing.normalise import REFERENCE_REGIONS, model_output_to_suvr, to_suvr
     from mri2pet_cli.preprocessing.pipeline import grid_to_native
     from mri2pet_cli.preprocessing.qc import registration_check_table
     from mri2pet_cli.reporting.key_regions import key_region_means, key_region_rows
@@ -220,7 +222,11 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         temperature=temperature,
         seed=options.seed,
     )
-    pet, level = model_output_to_suvr(mean[0], pre.grid, pre.mask)
+    region = options.ref_region
+    pet, level = model_output_to_suvr(mean[0], pre.grid, pre.mask, region)
+    reference_pet = pre.pet  # preprocessing gives cerebellar SUVR; another reference divides again
+    if reference_pet is not None and region != "cerebellum":
+        reference_pet = to_suvr(reference_pet, pre.grid, pre.mask, region)[0]
     labels = template_maps(pre.grid).aal
     std_grid, std_note, intervals = None, "", None
     if std is not None:
@@ -259,7 +265,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
     native_per_mni = 1.0 / abs(float(np.linalg.det(pre.native_to_mni[:3, :3])))
     rows = roi_table(pet, labels, pre.mask, pre.grid, native_per_mni, intervals)
     write_roi_csv(rows, paths["roi_csv"], overwrite=options.overwrite)
-    metrics = image_metrics(pre.pet, pet, pre.mask) if pre.pet is not None else None
+    metrics = image_metrics(reference_pet, pet, pre.mask) if reference_pet is not None else None
     title = f"{sid}: synthetic FDG-PET ({options.model})" + (f", age {age:g}" if age is not None else "")
     if options.scan_age is not None:
         title += f" (T1 at {options.scan_age:g}, age-only change)"
@@ -269,8 +275,9 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         if sampled
         else ""
     )
-    panels = synthesis_panels(pre.t1, pet, pre.mask, pre.pet, std_grid)
-    montage(panels, pre.grid, title, paths["report_png"], note=note)
+    panels = synthesis_panels(pre.t1, pet, pre.mask, reference_pet, std_grid)
+    reference_name = REFERENCE_REGIONS[region].split(" (")[0]
+    montage(panels, pre.grid, title, paths["report_png"], note=note, reference=reference_name)
     timings["write"] = time.perf_counter() - clock
     key_means = key_region_means(pet, labels, pre.mask)
     record = {
@@ -304,12 +311,14 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         },
         "device": str(device),
         "platform": platform.platform(),
-        "units": "SUVR (cerebellar cortex reference, re-normalised after the model)",
+        "units": f"SUVR ({reference_name} reference, re-normalised after the model)",
+        "reference_region": {"name": region, "definition": REFERENCE_REGIONS[region]},
         "roi_volumes": "volume_mni_ml on the MNI model grid; volume_native_ml scaled back by the registration",
         "preprocessing_checks": pre.checks,
         "metrics_vs_reference": metrics,
         "key_regions_suvr": key_means,
-        "key_regions": key_region_rows(key_means, card),
+        # the card's CN distribution is in cerebellar SUVR: z-scores only against the same reference
+        "key_regions": key_region_rows(key_means, card if region == "cerebellum" else {}),
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": {k: str(v.resolve()) for k, v in paths.items() if wanted_output(k, options)},
         "request": synthesis_request(subject, options, age, card),

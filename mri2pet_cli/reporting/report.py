@@ -96,8 +96,10 @@ def montage(
     title: str,
     path: Path,
     note: str = "",
+    reference: str = "cerebellar cortex",
 ):
-    """Rows of (name, volume, colormap, (vmin, vmax), units) in three planes; orientation and MNI mm marked."""
+    """Rows of (name, volume, colormap, (vmin, vmax), units) in three planes; orientation and MNI mm marked.
+    ``reference``: the SUVR reference region, named in the footer."""
     plt = pyplot()
     center = mni_voxel(grid, SLICE_MNI_MM)
     mm = grid.affine[:3, :3] @ np.asarray(center) + grid.affine[:3, 3]
@@ -117,7 +119,7 @@ def montage(
         bar.set_label(units)
     low = grid.affine[2, 3]
     footer = (
-        f"{RESEARCH_ONLY}\nSUVR: cerebellar cortex = 1. Axial and coronal in neurological convention "
+        f"{RESEARCH_ONLY}\nSUVR: {reference} = 1. Axial and coronal in neurological convention "
         f"(left on the left). The model grid ends at z = {low:.0f} mm (lower brainstem cut). " + note
     )
     fig.suptitle(title, y=0.995)
@@ -203,12 +205,19 @@ def write_html(
             for r in key_rows
         ],
     )
-    z_note = (
-        f"<p class=note>z: against {html.escape(key_rows[0].get('cn_source', ''))}.</p>"
-        if has_z
-        else "<p class=note>No z-scores: this model's card has no distribution of its own output on "
-        "cognitively normal subjects.</p>"
-    )
+    region = record.get("reference_region", {"name": "cerebellum", "definition": "cerebellar cortex"})
+    if has_z:
+        z_note = f"<p class=note>z: against {html.escape(key_rows[0].get('cn_source', ''))}.</p>"
+    elif region["name"] != "cerebellum":
+        z_note = (
+            "<p class=note>No z-scores: the model card's distribution on cognitively normal subjects is in "
+            f"cerebellar SUVR, and this report uses the {html.escape(region['name'])} reference.</p>"
+        )
+    else:
+        z_note = (
+            "<p class=note>No z-scores: this model's card has no distribution of its own output on "
+            "cognitively normal subjects.</p>"
+        )
     checks = html_table(
         ["check", "value", "rule", "result"],
         [[c["check"], c["value"], c["rule"], "pass" if c["passed"] else "FAIL"] for c in check_rows],
@@ -249,7 +258,7 @@ def write_html(
 {html_table(None, subject)}
 <h2>Picture</h2>
 <img src="data:image/png;base64,{image}" alt="T1, synthetic PET and maps in three planes" style="max-width:100%">
-<h2>Key regions (SUVR, cerebellar cortex reference)</h2>
+<h2>Key regions (SUVR, reference: {html.escape(region["definition"])})</h2>
 {key_table}
 {z_note}
 <h2>Quality checks (registration to MNI)</h2>

@@ -127,6 +127,24 @@ def roi_means(volume: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = 
     return {v: float(sums[v] / counts[v]) for v in aal_names() if counts[v] > 0}
 
 
+# The pons, drawn from MNI coordinates (AAL has no brainstem label): tissue voxels (template GM + WM > 0.5)
+# outside every AAL region inside this box (mm). On the 2.5 mm grid: about 13 ml, centroid (0, -27, -32),
+# the pons' place in MNI152. Pons normalisation of FDG: Minoshima et al. 1995 (J Nucl Med 36:1238,
+# 3D-SSP); compared with cerebellum and whole brain: Nugent et al. 2020 (Sci Rep 10:9261).
+PONS_BOX_MM = {"x": (-12.0, 12.0), "y": (-38.0, -14.0), "z": (-42.0, -22.0)}
+
+
+def pons_mask(grid) -> np.ndarray:
+    """The pons on ``grid`` (see ``PONS_BOX_MM``)."""
+    maps = template_maps(grid)
+    ijk = np.indices(grid.shape).reshape(3, -1)
+    xyz = (grid.affine[:3, :3] @ ijk + grid.affine[:3, 3:4]).reshape(3, *grid.shape)
+    inside = np.ones(grid.shape, bool)
+    for axis, (low, high) in zip(xyz, PONS_BOX_MM.values()):
+        inside &= (axis >= low) & (axis <= high)
+    return inside & ((maps.gm + maps.wm) > 0.5) & (maps.aal == 0)
+
+
 def mean_in_labels(volume: np.ndarray, labels: np.ndarray, values: list[int]) -> float:
     """Mean of ``volume`` over the union of the given label values."""
     sel = np.isin(labels, values)

@@ -109,6 +109,26 @@ def test_ctrl_c_keeps_the_batch_summary_of_what_was_finished(tmp_path, weights, 
     assert summary["interrupted"] and summary["done"] == ["sub-a"] and summary["not_run"] == ["sub-b", "sub-c"]
 
 
+def test_another_reference_region_rescales_the_pet_and_is_named_everywhere(synthesized, tmp_path):
+    out, _, _, args = synthesized
+    pons_args = [a if a != str(out) else str(tmp_path) for a in args] + ["--ref-region", "pons"]
+    result = runner.invoke(app, pons_args)
+    assert result.exit_code == 0, result.output
+    name = "sub-001_space-MNI152_desc-unet_pet.nii.gz"
+    cerebellar = nib.load(str(out / "sub-001" / name)).get_fdata()
+    pons = nib.load(str(tmp_path / "sub-001" / name)).get_fdata()
+    brain = cerebellar > 0
+    ratio = pons[brain] / cerebellar[brain]  # one factor: the cerebellar-SUVR PET's mean in the pons
+    assert ratio.std() < 1e-4 * ratio.mean() and abs(ratio.mean() - 1) > 0.01
+    record = json.loads((tmp_path / "sub-001" / "sub-001_desc-unet_synthesis.json").read_text())
+    assert record["reference_region"]["name"] == "pons" and record["units"].startswith("SUVR (pons reference")
+    assert all("z" not in row for row in record["key_regions"])
+    page = (tmp_path / "sub-001" / "sub-001_desc-unet_report.html").read_text()
+    assert "reference: pons" in page
+    wrong = runner.invoke(app, [*args, "--ref-region", "pon"])
+    assert wrong.exit_code == 2 and "did you mean 'pons'" in wrong.output
+
+
 def test_bad_inputs(tmp_path, weights, tiny_path):
     unknown = runner.invoke(app, ["synthesize", str(tiny_path), "--model", "dual-glo"])
     assert unknown.exit_code == 2 and "unknown model 'dual-glo'" in unknown.output

@@ -69,3 +69,18 @@ def test_templates_on_model_grid():
     assert 1400 < brain_ml < 2200
     assert maps.gm[maps.aal == 67].mean() > maps.wm[maps.aal == 67].mean()  # cortex is grey
     assert not maps.aal[[0, -1]].any() and not maps.aal[:, [0, -1]].any() and not maps.aal[:, :, [0, -1]].any()
+
+
+def test_reference_regions_where_the_literature_puts_them():
+    from mri2pet_cli.preprocessing.normalise import reference_mask
+
+    grid = default_grid()
+    brain = template_maps(grid).brain_mask
+    pons = reference_mask(grid, brain, "pons")
+    ijk = np.argwhere(pons)
+    centroid = grid.affine[:3, :3] @ ijk.mean(axis=0) + grid.affine[:3, 3]
+    assert 10 < pons.sum() * grid.spacing**3 / 1000 < 25  # ml; an adult pons holds about 15-20
+    np.testing.assert_allclose(centroid, [0.0, -27.0, -32.0], atol=4.0)
+    cerebellum = reference_mask(grid, brain, "cerebellum")
+    whole = reference_mask(grid, brain, "whole-brain")
+    assert not (pons & cerebellum).any() and whole.sum() > 10 * cerebellum.sum() > 0
