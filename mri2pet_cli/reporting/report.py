@@ -23,8 +23,13 @@ PET_WINDOW_SUVR = (0.0, 2.0)
 STD_WINDOW_SUVR = (0.0, 0.25)
 ERROR_WINDOW_SUVR = (-0.5, 0.5)
 RESEARCH_ONLY = "Synthetic PET from a model trained on simulated data. Research use only, not for diagnosis."
-PAGE_STYLE = """<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}
+# Phone widths (390 px): long words and paths wrap, each table scrolls sideways inside its own box, the
+# picture scales to the screen.
+PAGE_STYLE = """<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 .6em;color:#222}
+h1,h2,td,th,p{overflow-wrap:anywhere}.scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:2px 8px;text-align:left}
+img{max-width:100%;height:auto}
 .banner{background:#fff3cd;padding:.6em;border:1px solid #e0c060;font-weight:bold}.fail{background:#f8d7da}
 .note{color:#555;font-size:90%}</style>"""
 SLICE_MNI_MM = (0.0, -18.0, 12.0)
@@ -147,13 +152,13 @@ def html_table(header: list[str] | None, rows: list[list], classes: list[str] | 
         body = "".join(
             f"<tr><th>{html.escape(str(key))}</th><td>{html.escape(str(value))}</td></tr>" for key, value in rows
         )
-        return f"<table><tbody>{body}</tbody></table>"
+        return f'<div class="scroll"><table><tbody>{body}</tbody></table></div>'
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
     body = ""
     for i, row in enumerate(rows):
         css = f' class="{classes[i]}"' if classes and classes[i] else ""
         body += f"<tr{css}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 
 def fmt(value, digits: int = 3) -> str:

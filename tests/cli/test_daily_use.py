@@ -190,6 +190,8 @@ def test_report_html_is_well_formed_and_reads_like_a_report(simulated_cohort, sm
     for heading in ("Subject", "Picture", "Key regions", "Quality checks", "Model and weights", "Timings"):
         assert any(h.startswith(heading) for h in checker.headings), heading
     assert "Research use only" in page and "sha256" in page and "{" not in page.split("</style>")[1]
+    # phone widths: a viewport, and every table scrolls inside its own box
+    assert 'name="viewport"' in page and page.count("<table>") == page.count('<div class="scroll"><table>') > 3
     record = json.loads((tmp_path / "sub-001" / "sub-001_desc-unet_synthesis.json").read_text())
     assert record["key_regions"][0]["region"] == "posterior cingulate"
     assert np.isfinite(record["key_regions"][0]["suvr"])
@@ -222,6 +224,15 @@ def test_report_renders_in_a_real_browser(simulated_cohort, small_weights, tmp_p
     subprocess.run([*browser, f"--screenshot={shot}", page.as_uri()], capture_output=True, timeout=120)
     pixels = __import__("matplotlib.image", fromlist=["imread"]).imread(str(shot))
     assert pixels.shape[:2] == (2400, 1200) and pixels[..., :3].std() > 0.05  # drawn, not blank
+    # at phone width (390 px) nothing pushes the page sideways: the page is as wide as the screen
+    probe = tmp_path / "probe.html"
+    script = "<script>document.body.dataset.width = document.documentElement.scrollWidth</script></body>"
+    probe.write_text(page.read_text().replace("</body>", script))
+    phone = [*browser[:-1], "--window-size=390,844", "--virtual-time-budget=2000", "--dump-dom", probe.as_uri()]
+    dom = subprocess.run(phone, capture_output=True, text=True, timeout=120).stdout
+    width = int(__import__("re").search(r'data-width="(\d+)"', dom).group(1))
+    assert width <= 390, width
+    subprocess.run([*browser[:-1], "--window-size=390,844", f"--screenshot={tmp_path / 'phone.png'}", page.as_uri()])
 
 
 @pytest.mark.parametrize("command", ["preprocess", "synthesize"])
