@@ -106,6 +106,24 @@ def finished_before(subject, out_dir: Path, options: SynthesisOptions, series: l
     return (finished[-1] if all(finished) and curve else None), replaceable
 
 
+def reused_preprocessing(subject, options: SynthesisOptions):
+    """This subject's preprocessing from its derivatives folder, where `preprocess` (or an earlier run)
+    finished it for the same inputs (sha256), options and tool version; None: preprocess now."""
+    from mri2pet_cli.preprocessing.storage import load_preprocessed, output_paths, preprocessing_request
+
+    folder = subject.preprocessed
+    if folder is None:
+        return None
+    request = preprocessing_request(subject, options.skull_strip, options.qc)
+    if finished_record(output_paths(folder, subject.subject_id)["json"], request) is None:
+        return None
+    stage(f"preprocessing reused from {folder}")
+    pre = load_preprocessed(folder, subject.subject_id)
+    pre.timings = {"reused": 0.0}
+    pre.steps = [*pre.steps, {"step": "reused", "from": str(Path(folder).resolve())}]
+    return pre
+
+
 def resolved_temperature(options: SynthesisOptions) -> float:
     if options.temperature is not None:
         return options.temperature
@@ -155,8 +173,9 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
             f"{loaded[2].weights}: model {options.model} has no measured age-only effect, so --scan-age cannot "
             "be used with it (dual-glow v4 weights have one)"
         )
+    reused = reused_preprocessing(subject, options)
     try:
-        pre = preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip, qc=options.qc)
+        pre = reused or preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip, qc=options.qc)
     except Mri2PetError as exc:
         exc.message = exc.message if sid in exc.message else f"{sid}: {exc.message}"
         save_refusal_qc(exc, out_dir, sid)
@@ -315,6 +334,7 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         "reference_region": {"name": region, "definition": REFERENCE_REGIONS[region]},
         "roi_volumes": "volume_mni_ml on the MNI model grid; volume_native_ml scaled back by the registration",
         "preprocessing_checks": pre.checks,
+        "preprocessing_reused_from": next((s["from"] for s in pre.steps if s.get("step") == "reused"), None),
         "metrics_vs_reference": metrics,
         "key_regions_suvr": key_means,
         # the card's CN distribution is in cerebellar SUVR: z-scores only against the same reference

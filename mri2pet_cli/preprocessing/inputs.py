@@ -29,7 +29,10 @@ class SubjectInput:
     pet: Path | None = None
     age: float | None = None
     dicom: dict | None = None  # a DICOM input: its source (and, once converted, series and sidecar)
+    preprocessed: Path | None = None  # a derivatives folder that may hold this subject's preprocessing
 
+
+PREPROCESSED = Path("derivatives") / "mri2pet-preproc"  # in a dataset: what `preprocess` writes, all reuse
 
 def safe_label(text: str) -> str:
     """Letters, digits and hyphens only (BIDS labels; hyphens keep 'sub-001'), accents folded to ASCII."""
@@ -93,7 +96,27 @@ def bids_layout_subjects(folder: Path, sid: str, age: float | None) -> list[Subj
     for subject_id, root in _sessions(folder, sid):
         t1 = _first(root / "anat", "*_T1w.nii*")
         if t1 is not None:
-            out.append(SubjectInput(subject_id, t1, _first(root / "pet", "*_pet.nii*"), age))
+            pet = _first(root / "pet", "*_pet.nii*")
+            out.append(SubjectInput(subject_id, t1, pet, age, preprocessed=folder / PREPROCESSED))
+    return out
+
+
+def preprocessed_subjects(folder: Path) -> list[SubjectInput]:
+    """The subjects of a `preprocess` output folder, their raw T1 and PET named by each sidecar."""
+    import json
+
+    out = []
+    for sidecar in sorted(folder.glob("*/*_preproc.json")):
+        meta = json.loads(sidecar.read_text())
+        sources = meta.get("sources", {})
+        sid = meta.get("subject_id", sidecar.parent.name)
+        if "t1" not in sources:
+            raise InputImageError(f"{sidecar}: names no source T1; preprocess the raw T1 again")
+        pet = Path(sources["pet"]) if sources.get("pet") else None
+        t1, dicom = Path(sources["t1"]), sources.get("dicom")
+        if dicom:  # its converted T1 lived for that run only: convert the same series again (same bytes)
+            t1, dicom = Path(dicom["source"]), {"source": dicom["source"], "series_wanted": dicom["series_number"]}
+        out.append(SubjectInput(sid, t1, pet, dicom=dicom, preprocessed=folder))
     return out
 
 
@@ -150,11 +173,13 @@ def find_subjects(
         elif item.suffix == ".tsv" and item.is_file():
             subjects.extend(subjects_from_tsv(item))
         elif item.is_dir():
-            found = bids_subjects(item)
+            found = bids_subjects(item) or preprocessed_subjects(item)
             if not found:
                 found = [SubjectInput(subject_id_from(p), p) for p in sorted(item.iterdir()) if is_nifti_path(p)]
             if not found:
-                raise InputImageError(f"{item}: no NIfTI files and no sub-*/anat/*_T1w.nii.gz in this folder")
+                raise InputImageError(
+                    f"{item}: no NIfTI files, no sub-*/anat/*_T1w.nii.gz and no preprocessed subjects in this folder"
+                )
             subjects.extend(found)
         else:
             subjects.append(SubjectInput(subject_id_from(item), item))

@@ -323,3 +323,24 @@ def test_resampling_only_near_nonzero_gives_the_whole_resampling(order):
     assert whole.any() and (whole == 0).mean() > 0.5
     np.testing.assert_allclose(near, whole, atol=1e-6)
     assert np.array_equal(near == 0, whole == 0)
+
+
+def test_synthesize_reuses_what_preprocess_wrote(run, tmp_path):
+    from mri2pet_cli.models.registry import build_model
+    from mri2pet_cli.models.weights import save_weights
+
+    _, out, _ = run
+    weights = save_weights(build_model("unet", {"base": 4, "levels": 2}), tmp_path / "w", {"version": "t"}).weights
+    result = runner.invoke(app, ["synthesize", str(out), "--weights", str(weights), "-o", str(tmp_path / "synth")])
+    assert result.exit_code == 0, result.output
+    assert "preprocessing reused from" in result.output
+    record = json.loads((tmp_path / "synth" / "sub-001" / "sub-001_desc-unet_synthesis.json").read_text())
+    assert record["preprocessing_reused_from"] == str(out.resolve())
+    assert record["metrics_vs_reference"] is not None  # the PET named by the sidecar is the reference
+    assert "preprocess.registration" not in record["timings_s"]
+    from mri2pet_cli.inference.synthesis import SynthesisOptions, reused_preprocessing
+    from mri2pet_cli.preprocessing.inputs import find_subjects
+
+    (subject,) = find_subjects([out])
+    assert reused_preprocessing(subject, SynthesisOptions()) is not None
+    assert reused_preprocessing(subject, SynthesisOptions(qc="warn")) is None  # other options: done again
