@@ -153,7 +153,7 @@ def compare_and_ship(model: str, result: dict, args, log) -> None:
         log(f"{model}: shipped to {args.weights_dir}")
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cohort", required=True, help="the simulated cohort (BIDS-like, as `simulate` writes it)")
     parser.add_argument("--runs", default="runs/retrain", help="one run folder per model under here")
@@ -168,10 +168,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ship", action="store_true", help="copy exports that beat the shipped weights")
     parser.add_argument("--force", action="store_true", help="with --ship: ship even when not better")
     args = parser.parse_args(argv)
-    models = list(RECIPES) if args.models == "all" else [m.strip() for m in args.models.split(",")]
-    unknown = [m for m in models if m not in RECIPES]
+    args.model_list = list(RECIPES) if args.models == "all" else [m.strip() for m in args.models.split(",")]
+    unknown = [m for m in args.model_list if m not in RECIPES]
     if unknown:
         parser.error(f"no recipe for {', '.join(unknown)} (known: {', '.join(RECIPES)})")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    models = args.model_list
     Path(args.runs).mkdir(parents=True, exist_ok=True)
     summary_path = Path(args.runs) / "retrain_summary.json"
 

@@ -47,6 +47,24 @@ def simulated_cohort(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def preprocessed_run(tmp_path_factory, simulated_cohort):
+    """`mri2pet preprocess` of the shared subject and a broken file, once: (cohort, out folder, CLI result).
+
+    The synthesis tests read the out folder as an input (its preprocessing is reused)."""
+    from typer.testing import CliRunner
+
+    from mri2pet_cli.cli import app
+
+    root = tmp_path_factory.mktemp("pre")
+    bad = root / "bad"
+    bad.mkdir()
+    (bad / "broken_T1w.nii.gz").write_bytes(b"\x1f\x8b\x08\x00not really gzip")
+    out = root / "out"
+    args = ["preprocess", str(simulated_cohort), str(bad / "broken_T1w.nii.gz"), "-o", str(out)]
+    return simulated_cohort, out, CliRunner().invoke(app, args)
+
+
+@pytest.fixture(scope="session")
 def simulated_cohort_v2(tmp_path_factory):
     """One version 2 subject: the world the shipped weights were trained in (their cards say so)."""
     from mri2pet_cli.simulation.cohort import simulate_cohort

@@ -66,10 +66,9 @@ def test_refuses_to_overwrite_and_age_is_noted(synthesized):
     assert "does not use age" in again.output and "--overwrite" in again.output
 
 
-def test_a_rerun_skips_what_is_finished_and_redoes_what_a_kill_left(synthesized):
+def test_a_rerun_skips_what_is_finished(synthesized):
     out, _, _, args = synthesized
-    folder = out / "sub-001"
-    record_path, csv = folder / "sub-001_desc-unet_synthesis.json", folder / "sub-001_desc-unet_roi.csv"
+    record_path = out / "sub-001" / "sub-001_desc-unet_synthesis.json"
     record = json.loads(record_path.read_text())
     assert record["request"]["t1_sha256"] and "sub-001_desc-unet_roi.csv" in record["output_sha256"]
     stamp = record_path.stat().st_mtime_ns
@@ -78,13 +77,48 @@ def test_a_rerun_skips_what_is_finished_and_redoes_what_a_kill_left(synthesized)
     assert "skipped 1 (finished before), done 0" in again.output and record_path.stat().st_mtime_ns == stamp
     summary = json.loads((out / "batch_summary.json").read_text())
     assert summary["skipped"] == ["sub-001"] and summary["n_failed"] == 0
-    original = csv.read_text()
+
+
+def test_from_a_preprocess_folder_a_killed_subject_is_redone_and_another_reference_rescales(
+    preprocessed_run, weights, tmp_path
+):
+    from mri2pet_cli.inference.synthesis import SynthesisOptions, reused_preprocessing
+    from mri2pet_cli.preprocessing.inputs import find_subjects
+
+    _, prep, _ = preprocessed_run
+    args = ["synthesize", str(prep), "--weights", str(weights), "-o", str(tmp_path / "a")]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0 and "preprocessing reused from" in first.output
+    folder = tmp_path / "a" / "sub-001"
+    record_path, csv = folder / "sub-001_desc-unet_synthesis.json", folder / "sub-001_desc-unet_roi.csv"
+    record, original = json.loads(record_path.read_text()), csv.read_text()
+    assert record["preprocessing_reused_from"] == str(prep.resolve())
+    assert record["metrics_vs_reference"] is not None  # the PET named by the sidecar is the reference
+    assert "preprocess.registration" not in record["timings_s"]
+    (subject,) = find_subjects([prep])
+    assert reused_preprocessing(subject, SynthesisOptions(qc="warn")) is None  # other options: done again
     csv.write_text("broken")  # a file that no longer matches its record ...
     record_path.unlink()  # ... and a run killed before its record: redone without --overwrite
     redo = runner.invoke(app, args)
     assert redo.exit_code == 0, redo.output
     assert "all 1 subjects written" in redo.output and csv.read_text() == original
     assert json.loads(record_path.read_text())["request"] == record["request"]
+
+    pons_args = [*args[:-1], str(tmp_path / "b"), "--ref-region", "pons"]
+    result = runner.invoke(app, pons_args)
+    assert result.exit_code == 0, result.output
+    name = "sub-001_space-MNI152_desc-unet_pet.nii.gz"
+    cerebellar = nib.load(str(folder / name)).get_fdata()
+    pons = nib.load(str(tmp_path / "b" / "sub-001" / name)).get_fdata()
+    brain = cerebellar > 0
+    ratio = pons[brain] / cerebellar[brain]  # one factor: the cerebellar-SUVR PET's mean in the pons
+    assert ratio.std() < 1e-4 * ratio.mean() and abs(ratio.mean() - 1) > 0.01
+    record = json.loads((tmp_path / "b" / "sub-001" / "sub-001_desc-unet_synthesis.json").read_text())
+    assert record["reference_region"]["name"] == "pons" and record["units"].startswith("SUVR (pons reference")
+    assert all("z" not in row for row in record["key_regions"])
+    assert "reference: pons" in (tmp_path / "b" / "sub-001" / "sub-001_desc-unet_report.html").read_text()
+    wrong = runner.invoke(app, [*args, "--ref-region", "pon"])
+    assert wrong.exit_code == 2 and "did you mean 'pons'" in wrong.output
 
 
 def test_ctrl_c_keeps_the_batch_summary_of_what_was_finished(tmp_path, weights, tiny_image, monkeypatch):
@@ -107,26 +141,6 @@ def test_ctrl_c_keeps_the_batch_summary_of_what_was_finished(tmp_path, weights, 
     assert result.exit_code == 130 and "interrupted" in result.output
     summary = json.loads((tmp_path / "o" / "batch_summary.json").read_text())
     assert summary["interrupted"] and summary["done"] == ["sub-a"] and summary["not_run"] == ["sub-b", "sub-c"]
-
-
-def test_another_reference_region_rescales_the_pet_and_is_named_everywhere(synthesized, tmp_path):
-    out, _, _, args = synthesized
-    pons_args = [a if a != str(out) else str(tmp_path) for a in args] + ["--ref-region", "pons"]
-    result = runner.invoke(app, pons_args)
-    assert result.exit_code == 0, result.output
-    name = "sub-001_space-MNI152_desc-unet_pet.nii.gz"
-    cerebellar = nib.load(str(out / "sub-001" / name)).get_fdata()
-    pons = nib.load(str(tmp_path / "sub-001" / name)).get_fdata()
-    brain = cerebellar > 0
-    ratio = pons[brain] / cerebellar[brain]  # one factor: the cerebellar-SUVR PET's mean in the pons
-    assert ratio.std() < 1e-4 * ratio.mean() and abs(ratio.mean() - 1) > 0.01
-    record = json.loads((tmp_path / "sub-001" / "sub-001_desc-unet_synthesis.json").read_text())
-    assert record["reference_region"]["name"] == "pons" and record["units"].startswith("SUVR (pons reference")
-    assert all("z" not in row for row in record["key_regions"])
-    page = (tmp_path / "sub-001" / "sub-001_desc-unet_report.html").read_text()
-    assert "reference: pons" in page
-    wrong = runner.invoke(app, [*args, "--ref-region", "pon"])
-    assert wrong.exit_code == 2 and "did you mean 'pons'" in wrong.output
 
 
 def test_bad_inputs(tmp_path, weights, tiny_path):

@@ -21,16 +21,9 @@ from mri2pet_cli.simulation.cohort import subject_paths
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory, simulated_cohort):
-    root = tmp_path_factory.mktemp("pre")
-    cohort = simulated_cohort
-    bad = root / "bad"
-    bad.mkdir()
-    (bad / "broken_T1w.nii.gz").write_bytes(b"\x1f\x8b\x08\x00not really gzip")
-    out = root / "out"
-    result = runner.invoke(app, ["preprocess", str(cohort), str(bad / "broken_T1w.nii.gz"), "-o", str(out)])
-    return cohort, out, result
+@pytest.fixture
+def run(preprocessed_run):
+    return preprocessed_run
 
 
 def test_batch_goes_on_past_a_failed_subject_and_lists_it(run):
@@ -323,24 +316,3 @@ def test_resampling_only_near_nonzero_gives_the_whole_resampling(order):
     assert whole.any() and (whole == 0).mean() > 0.5
     np.testing.assert_allclose(near, whole, atol=1e-6)
     assert np.array_equal(near == 0, whole == 0)
-
-
-def test_synthesize_reuses_what_preprocess_wrote(run, tmp_path):
-    from mri2pet_cli.models.registry import build_model
-    from mri2pet_cli.models.weights import save_weights
-
-    _, out, _ = run
-    weights = save_weights(build_model("unet", {"base": 4, "levels": 2}), tmp_path / "w", {"version": "t"}).weights
-    result = runner.invoke(app, ["synthesize", str(out), "--weights", str(weights), "-o", str(tmp_path / "synth")])
-    assert result.exit_code == 0, result.output
-    assert "preprocessing reused from" in result.output
-    record = json.loads((tmp_path / "synth" / "sub-001" / "sub-001_desc-unet_synthesis.json").read_text())
-    assert record["preprocessing_reused_from"] == str(out.resolve())
-    assert record["metrics_vs_reference"] is not None  # the PET named by the sidecar is the reference
-    assert "preprocess.registration" not in record["timings_s"]
-    from mri2pet_cli.inference.synthesis import SynthesisOptions, reused_preprocessing
-    from mri2pet_cli.preprocessing.inputs import find_subjects
-
-    (subject,) = find_subjects([out])
-    assert reused_preprocessing(subject, SynthesisOptions()) is not None
-    assert reused_preprocessing(subject, SynthesisOptions(qc="warn")) is None  # other options: done again

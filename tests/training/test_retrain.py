@@ -102,7 +102,9 @@ def test_retrain_all_trains_exports_and_skips_what_is_done(fake_data, tmp_path, 
     assert card["training_data"]["split_sizes"] == {"test": 2, "validation": 2, "calibration": 2, "train": 4}
     assert retrain.main(args) == 0  # a finished model is not trained again
     assert json.loads((tmp_path / "runs" / "retrain_summary.json").read_text())["unet"]["status"] == "done before"
-    (tmp_path / "runs" / "unet" / "export" / "unet.json").unlink()  # killed between the weights and the card
-    assert retrain.main(args) == 0
-    assert (tmp_path / "runs" / "unet" / "train.log").read_text().count("exported") == 2  # resumed, exported again
-    assert (tmp_path / "runs" / "unet" / "export" / "unet.json").exists()
+    export = tmp_path / "runs" / "unet" / "export"
+    (export / "unet.json").unlink()  # killed between the weights and the card: the half export goes ...
+    assert retrain.exported(tmp_path / "runs" / "unet", "unet") is None and not (export / "unet.pt").exists()
+    options, recipe = retrain.parse_args(args), retrain.RECIPES["unet"]
+    command = retrain.train_command("unet", options, tmp_path / "runs" / "unet", recipe, 1, False)
+    assert command[-1] == "--resume"  # ... and the next run resumes the checkpoint and exports again
