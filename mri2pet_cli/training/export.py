@@ -93,6 +93,10 @@ def training_fields(options: TrainOptions, state: dict) -> dict:
         "device": state["options"]["device"],
         "initialised_from": state.get("initialised_from"),
         "runs": chain_of_runs(state),
+        # validation against epochs, this run's (the start weights' own curve is in their card)
+        "learning_curve": [
+            {k: h[k] for k in ("epoch", "loss", "val_mae", "val_score") if k in h} for h in history
+        ],
         **({"where": state["where"]} if state.get("where") else {}),
     }
 

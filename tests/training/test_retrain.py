@@ -72,7 +72,9 @@ def test_the_card_lists_each_run_and_a_replayed_first_epoch_matches_the_log(fake
     train(TrainOptions(run_dir=str(tmp_path / "run"), epochs=1, **common))
     train(TrainOptions(run_dir=str(tmp_path / "run"), epochs=2, **common), resume=True)
     export_run(tmp_path / "run", tmp_path / "export", device="cpu")
-    runs = json.loads((tmp_path / "export" / "unet.json").read_text())["training"]["runs"]
+    training = json.loads((tmp_path / "export" / "unet.json").read_text())["training"]
+    assert [point["epoch"] for point in training["learning_curve"]] == [1, 2]
+    runs = training["runs"]
     assert [(r["first_epoch"], r["last_epoch"]) for r in runs] == [(1, 1), (2, 2)]
     assert runs[1]["command"].endswith("--resume") and runs[0]["data_sha256"] == runs[1]["data_sha256"]
     assert runs[0]["start_weights_sha256"] is None
