@@ -18,7 +18,7 @@ def write_fake_dataset(folder: Path, n: int = 8, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     z, y, x = np.mgrid[:16, :16, :16]
     mask = ((z - 7.5) ** 2 + (y - 7.5) ** 2 + (x - 7.5) ** 2) < 6.5**2
-    rows = ["participant_id\tage\tsex\tdiagnosis\tseverity"]
+    rows = ["participant_id\tage\tsex\tdiagnosis"]
     for i in range(n):
         t1 = ndimage.gaussian_filter(rng.random((16, 16, 16)), 1.5).astype(np.float32)
         t1 = (t1 - t1.min()) / (t1.max() - t1.min()) * mask
@@ -35,6 +35,6 @@ def write_fake_dataset(folder: Path, n: int = 8, seed: int = 0) -> Path:
             pet_to_t1=np.eye(4),
         )
         save_preprocessed(result, folder, sid, sources={})
-        rows.append(f"{sid}\t{60 + 3 * i}\tF\tCN\t0.0")
+        rows.append(f"{sid}\t{60 + 3 * i}\tF\tCN")
     (folder / "participants.tsv").write_text("\n".join(rows) + "\n")
     return folder

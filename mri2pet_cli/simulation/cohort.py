@@ -222,8 +222,10 @@ def simulate_cohort(
             rows.append(_simulate_job(task))
             if progress:
                 progress(rows[-1]["participant_id"], "ok")
-    lines = ["\t".join(PARTICIPANT_COLUMNS)]
-    lines += ["\t".join(str(r[c]) for c in PARTICIPANT_COLUMNS) for r in rows]
+    # v3: the table a lab would have (severity is truth: the truth JSON keeps it); v1 and v2 as they were
+    columns = PARTICIPANT_COLUMNS if version < 3 else tuple(c for c in PARTICIPANT_COLUMNS if c != "severity")
+    lines = ["\t".join(columns)]
+    lines += ["\t".join(str(r[c]) for c in columns) for r in rows]
     write_text_atomic("\n".join(lines) + "\n", participants, overwrite=True)
     description = {
         "Name": "mri2pet simulated paired T1w / FDG-PET cohort (not patient data)",
