@@ -54,6 +54,10 @@ def evaluate(
     ] = True,
     folds: Annotated[int, typer.Option(min=2, max=20, metavar="K", help="Study: outer cross-validation folds.")] = 5,
     repeats: Annotated[int, typer.Option(min=1, max=50, metavar="R", help="Study: repeats of the outer split.")] = 5,
+    curve_draws: Annotated[
+        int,
+        typer.Option(min=2, max=200, metavar="D", help="Study: random draws of the labelled subjects per curve point."),
+    ] = 10,
     missing_pet_fraction: Annotated[
         float,
         typer.Option(
@@ -95,7 +99,12 @@ def evaluate(
         return
     train_ids = read_subject_ids(train_subjects, "--train-subjects") if train_subjects is not None else None
     settings = StudySettings(
-        folds=folds, repeats=repeats, missing_pet_fraction=missing_pet_fraction, seed=seed, jobs=jobs
+        folds=folds,
+        repeats=repeats,
+        missing_pet_fraction=missing_pet_fraction,
+        seed=seed,
+        jobs=jobs,
+        curve_draws=curve_draws,
     )
     result = run_evaluation(
         data,

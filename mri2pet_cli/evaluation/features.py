@@ -83,3 +83,11 @@ def grey_matter_probability(t1: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def grey_matter_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Regional grey-matter fraction (116 values) of one model-grid T1."""
     return regional_values(grey_matter_probability(t1, mask), labels, mask)
+
+
+def t1_tissue_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Regional grey-matter and CSF posteriors (2 x 116 values) of one model-grid T1: atrophy as a lab would
+    measure it (grey matter lost, CSF gained), from one mixture fit."""
+    csf, gm, _ = tissue_probabilities(t1, mask)
+    return np.concatenate([regional_values(gm, labels, mask), regional_values(csf, labels, mask)])
+

@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 
 from mri2pet_cli.console import say, tracked
-from mri2pet_cli.evaluation import agreement, classification, conventions, features, trends
+from mri2pet_cli.evaluation import agreement, classification, conventions, features, label_efficiency, trends
 from mri2pet_cli.preprocessing.cohort import Arrays
 from mri2pet_cli.reporting.key_regions import key_region_means
 from mri2pet_cli.space.grid import ModelGrid
 
 COUNTERFACTUAL_AGES = (60.0, 70.0, 80.0, 90.0)
+CURVE_TASKS = (classification.TASKS[0], classification.Task("CN vs MCI", ("CN", "MCI")))
 
 
 @dataclass
@@ -28,6 +29,7 @@ class StudySettings:
     missing_pet_fraction: float = 0.5
     seed: int = 0
     jobs: int = 1  # outer folds fitted at once
+    curve_draws: int = 10  # label-efficiency curves: random draws of the labelled subjects at each n
 
 
 @dataclass
@@ -56,12 +58,13 @@ def feature_sets(inputs: StudyInputs) -> dict[str, np.ndarray]:
     arrays, labels = inputs.arrays, inputs.labels
     sets = {"real": regional_matrix(arrays.pet, arrays, labels)}
     sets |= {name: regional_matrix(pet, arrays, labels) for name, pet in inputs.synthetic.items()}
-    with tracked("grey-matter features", len(arrays.ids)) as advance:
-        grey = []
+    with tracked("grey-matter and CSF features", len(arrays.ids)) as advance:
+        tissue = []
         for i, subject in enumerate(arrays.ids):
-            grey.append(features.grey_matter_features(arrays.t1[i], arrays.mask[i], labels))
+            tissue.append(features.t1_tissue_features(arrays.t1[i], arrays.mask[i], labels))
             advance(subject)
-    sets["mri"] = np.stack(grey)
+    sets["t1 tissue"] = np.stack(tissue)  # regional grey matter, then regional CSF
+    sets["mri"] = sets["t1 tissue"][:, : len(features.region_order())]
     if inputs.t1_only is not None:  # their synthetic PETs, as extra sets "t1-only:<model>"
         for name, pet in inputs.t1_only_synthetic.items():
             sets[f"t1-only:{name}"] = regional_matrix(pet, inputs.t1_only, labels)
@@ -166,6 +169,34 @@ def _auc_tests(task, labels: np.ndarray, scores: dict[str, np.ndarray], models: 
     for a, b in pairs:
         tests.append({"task": task.name, "a": a, "b": b, **classification.delong_test(labels, scores[a], scores[b])})
     return tests
+
+
+def label_efficiency_rows(
+    sets: dict[str, np.ndarray], models: list[str], inputs: StudyInputs, settings: StudySettings
+) -> tuple[list[dict], list[str]]:
+    """Label-efficiency curves (CN vs AD, CN vs MCI): real PET, the T1-only rivals (with age), each model's
+    synthetic PET and T1 + synthetic, trained on 10-80 labelled subjects and on all."""
+    rows, messages = [], []
+    age = np.asarray(inputs.arrays.age, dtype=np.float64)
+    for task in CURVE_TASKS:
+        chosen = classification.task_subjects(task, inputs.diagnoses, settings.folds)
+        if isinstance(chosen, str):
+            messages.append(f"label-efficiency curves: {chosen}")
+            continue
+        index, labels = chosen
+        t1 = np.column_stack([sets["t1 tissue"][index], age[index]])
+        candidates = {"real PET": (sets["real"][index], "logistic")}
+        candidates |= label_efficiency.rival_sets(sets["t1 tissue"][index], age[index])
+        for name in models:
+            candidates[f"synthetic PET: {name}"] = (sets[name][index], "logistic")
+            candidates[f"T1 + synthetic PET: {name}"] = (np.hstack([t1, sets[name][index]]), "logistic")
+        with tracked(f"label-efficiency curves {task.name}", 1) as advance:
+            found = label_efficiency.curves(
+                candidates, labels, draws=settings.curve_draws, seed=settings.seed, folds=settings.folds
+            )
+            advance(task.name)
+        rows += [{"task": task.name, **row} for row in found]
+    return rows, messages
 
 
 def _complete_dataset(task, index, labels, groups, sets, models, settings: StudySettings, extra_labels) -> list[dict]:
@@ -346,6 +377,9 @@ def run_study(inputs: StudyInputs, settings: StudySettings, device=None) -> dict
             sets, models, inputs.diagnoses, settings, inputs.t1_only_diagnoses
         )
     messages += skipped
+    with timed(timings, "label-efficiency curves"):
+        curve_rows, curve_messages = label_efficiency_rows(sets, models, inputs, settings)
+    messages += curve_messages
     with timed(timings, "age trends"):
         trend_rows, trend_values = age_trend_rows(inputs)
         series_rows, series_messages = counterfactual_rows(inputs, device)
@@ -366,6 +400,7 @@ def run_study(inputs: StudyInputs, settings: StudySettings, device=None) -> dict
         "classification": rows,
         "auc_tests": auc_tests,
         "complete_dataset": complete,
+        "label_efficiency": curve_rows,
         "age_trends": trend_rows,
         "age_values": trend_values,
         "counterfactual_series": series_rows,

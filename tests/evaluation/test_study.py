@@ -31,7 +31,7 @@ def scores_of(features, labels, **kwargs):
     return classification.out_of_fold_scores(features, features, labels, groups, folds=4, repeats=2, **kwargs)
 
 
-@pytest.mark.parametrize("kind", classification.CLASSIFIERS)
+@pytest.mark.parametrize("kind", ("svm", "logistic"))  # the linear ones; trees: test_label_efficiency
 def test_classifier_separates_a_separable_toy_and_not_noise(kind):
     features, labels = toy(60, separation=6.0)
     assert classification.binary_metrics(labels, scores_of(features, labels, kind=kind))["auc"] > 0.97
@@ -229,7 +229,8 @@ def test_study_through_the_cli_writes_html_csv_json(diagnosed_data, tmp_path, mo
     monkeypatch.setenv("MRI2PET_WEIGHTS_DIR", str(tmp_path / "weights"))
     out = tmp_path / "study"
     args = ["evaluate", "--data", str(diagnosed_data), "--model", "unet", "-o", str(out), "--folds", "2"]
-    result = runner.invoke(app, [*args, "--repeats", "1", "--subjects", str(diagnosed_data / "participants.tsv")])
+    args += ["--repeats", "1", "--curve-draws", "2"]
+    result = runner.invoke(app, [*args, "--subjects", str(diagnosed_data / "participants.tsv")])
     assert result.exit_code == 0, result.output
     assert "study: CN vs AD AUC" in result.output
     study = json.loads((out / "study.json").read_text())
@@ -245,5 +246,11 @@ def test_study_through_the_cli_writes_html_csv_json(diagnosed_data, tmp_path, mo
     for name in ("study.html", "study_classification.csv", "study_age_trends.csv", "study_conventions.csv"):
         assert (out / name).stat().st_size > 0
     assert "Targets" in (out / "study.html").read_text()
+    curves = [r for r in study["label_efficiency"] if r["task"] == "CN vs AD"]
+    assert {r["labelled_n"] for r in curves} == {"10", "all"}  # 16 subjects: n = 20 would leave too few
+    names = {r["features"] for r in curves}
+    assert {"real PET", "synthetic PET: unet", "T1 + synthetic PET: unet"} <= names and len(names) == 5
+    assert {r["verdict"] for r in curves if "verdict" in r} == {"too few subjects to tell"}
+    assert (out / "study_label_efficiency.png").stat().st_size > 0
     cached = list((diagnosed_data / "mri2pet-synth").glob("unet-*/*.npy"))
     assert len(cached) == 17  # the T1-only subject's synthetic PET too
