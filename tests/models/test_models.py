@@ -332,6 +332,7 @@ def test_leave_one_out_baselines_equal_one_call_per_subject_on_the_others():
         assert got[name] == expected
 
 
+@pytest.mark.slow  # run with -m slow (kept out of the default suite for its time)
 def test_dual_glow_v5_run_keeps_the_epoch_with_the_best_validation_likelihood(fake_data, tmp_path):
     config = {"levels": 2, "steps": 1, "hidden": 4, "relation_hidden": 4, "age_embedding": 4}
     config |= {"pet_conditioned_priors": True, "masked_likelihood": True}

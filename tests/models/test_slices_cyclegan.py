@@ -78,6 +78,7 @@ def test_unpaired_draws():
     assert build_model("cyclegan-3d", {"pairing": "paired"}).draw_pairs(5, rng)[1] is None
 
 
+@pytest.mark.slow  # run with -m slow (kept out of the default suite for its time)
 def test_cyclegan_trains_on_disjoint_halves_and_resumes(fake_data, tmp_path):
     config = {"base": 2, "blocks": 1, "discriminator_base": 4, "pool_size": 0, "pairing": "disjoint-halves"}
     common = dict(model="cyclegan-3d", data=str(fake_data), epochs=2, batch_size=2, lr=2e-4, model_config=config)

@@ -234,6 +234,7 @@ def test_n4_is_fitted_above_the_neck_and_the_neck_keeps_the_lowest_fitted_bias()
     assert cv[1] < cv[0]  # the fitted part is still corrected: flatter than the input
 
 
+@pytest.mark.slow  # run with -m slow (kept out of the default suite for its time)
 def test_a_failed_first_start_gets_rotated_second_starts(simulated_cohort, monkeypatch):
     import nibabel as nib
     import SimpleITK as sitk

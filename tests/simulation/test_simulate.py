@@ -102,10 +102,10 @@ def test_raw_scans_are_native_with_skull(tmp_path):
 def test_cohort_layout_and_truth(simulated_cohort_v3):
     """The default simulator's files (the shared one-subject v3 cohort, simulated once per run)."""
     rows = (simulated_cohort_v3 / "participants.tsv").read_text().splitlines()
-    assert rows[0].split("\t") == ["participant_id", "age", "sex", "diagnosis", "severity"]
+    assert rows[0].split("\t") == ["participant_id", "age", "sex", "diagnosis"]  # v3: severity is truth only
     assert len(rows) == 2
     for row in rows[1:]:
-        pid, age, sex, dx, severity = row.split("\t")
+        pid, age, sex, dx = row.split("\t")
         assert 55 <= float(age) <= 92 and sex in "FM" and dx in ("CN", "MCI", "AD")
         paths = subject_paths(simulated_cohort_v3, pid)
         assert all(p.exists() for p in paths.values())

@@ -90,11 +90,6 @@ def test_v3_tissue_signal_comes_from_the_corrected_literature():
     assert 0.2 <= ageing.UPTAKE["wm"] / cortex < 0.47  # below the uncorrected 0.47 of Huang 1980
 
 
-def test_v3_participants_table_holds_what_a_lab_has_and_no_severity(simulated_cohort_v3):
-    header = (simulated_cohort_v3 / "participants.tsv").read_text().splitlines()[0].split("\t")
-    assert header == ["participant_id", "age", "sex", "diagnosis"]
-
-
 def test_v3_subject_writes_both_severities_into_its_truth(simulated_cohort_v3):
     truth = json.loads(subject_paths(simulated_cohort_v3, "sub-001")["truth_json"].read_text())
     assert truth["cohort_version"] == 3
