@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -19,6 +21,18 @@ def sha256_file(path: str | Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@lru_cache(maxsize=64)
+def _hash_while_unchanged(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def input_sha256(path: str | Path) -> str:
+    """sha256 of an input file, computed once per process while its size and modification time stay
+    (a subject's request is asked for several times: skip check, reuse check, record)."""
+    stat = os.stat(path)
+    return _hash_while_unchanged(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
 
 
 def output_hashes(paths: list[Path], folder: Path) -> dict[str, str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from mri2pet_cli import __version__
-from mri2pet_cli.completion import finished_record, may_replace, output_hashes, sha256_file
+from mri2pet_cli.completion import finished_record, input_sha256, may_replace, output_hashes
 from mri2pet_cli.console import stage
 from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.inference.outputs import age_series_paths, output_paths
@@ -69,8 +69,8 @@ def synthesis_request(subject, options: SynthesisOptions, age: float | None, car
     """What one PET answers: rerunning a batch skips a subject whose record holds the same request."""
     return {
         "version": __version__,
-        "t1_sha256": sha256_file(subject.t1),
-        "reference_pet_sha256": None if subject.pet is None else sha256_file(subject.pet),
+        "t1_sha256": input_sha256(subject.t1),
+        "reference_pet_sha256": None if subject.pet is None else input_sha256(subject.pet),
         "model": options.model,
         "weights_sha256": card.get("sha256"),
         "age": age,

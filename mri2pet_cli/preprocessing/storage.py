@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mri2pet_cli.completion import finished_record, may_replace, output_hashes, sha256_file
+from mri2pet_cli.completion import finished_record, input_sha256, may_replace, output_hashes
 from mri2pet_cli.preprocessing.pipeline import Preprocessed, preprocess
 from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import ModelGrid, default_grid
@@ -146,8 +146,8 @@ def preprocessing_request(subject, skull_strip: str, qc: str) -> dict:
 
     return {
         "version": __version__,
-        "t1_sha256": sha256_file(subject.t1),
-        "pet_sha256": None if subject.pet is None else sha256_file(subject.pet),
+        "t1_sha256": input_sha256(subject.t1),
+        "pet_sha256": None if subject.pet is None else input_sha256(subject.pet),
         "skull_strip": skull_strip,
         "qc": qc,
     }
