@@ -164,23 +164,29 @@ def find_subjects(
     with PET where known. ``dicom_series``: the series number to take from DICOM inputs."""
     from mri2pet_cli.preprocessing.dicom import looks_like_dicom
 
+    def dicom_subject(item: Path) -> SubjectInput:
+        source = {"source": str(item), "series_wanted": dicom_series}
+        return SubjectInput(subject_id_from(item), item, dicom=source)
+
     subjects: list[SubjectInput] = []
     for item in inputs:
         item = Path(item)
-        if looks_like_dicom(item):
-            source = {"source": str(item), "series_wanted": dicom_series}
-            subjects.append(SubjectInput(subject_id_from(item), item, dicom=source))
-        elif item.suffix == ".tsv" and item.is_file():
+        if item.suffix == ".tsv" and item.is_file():
             subjects.extend(subjects_from_tsv(item))
         elif item.is_dir():
+            # a dataset first: a BIDS folder may keep its DICOM in sourcedata/
             found = bids_subjects(item) or preprocessed_subjects(item)
             if not found:
                 found = [SubjectInput(subject_id_from(p), p) for p in sorted(item.iterdir()) if is_nifti_path(p)]
+            if not found and looks_like_dicom(item):
+                found = [dicom_subject(item)]
             if not found:
                 raise InputImageError(
                     f"{item}: no NIfTI files, no sub-*/anat/*_T1w.nii.gz and no preprocessed subjects in this folder"
                 )
             subjects.extend(found)
+        elif looks_like_dicom(item):  # a .zip
+            subjects.append(dicom_subject(item))
         else:
             subjects.append(SubjectInput(subject_id_from(item), item))
     if pet is not None:
