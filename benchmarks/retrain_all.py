@@ -72,7 +72,9 @@ def train_command(model: str, args, run_dir: Path, recipe: Recipe, epochs: int, 
     command = [mri2pet, "train", "--model", model, "--data", str(args.cohort), "-o", str(run_dir)]
     command += ["--epochs", str(epochs), "--batch-size", str(recipe.batch_size), "--seed", str(args.seed)]
     command += ["--lr", f"{recipe.finetune_lr if finetune else recipe.lr:g}", "--device", args.device]
-    command += ["--config", json.dumps(recipe.config), "--split", str(args.split), "--jobs", str(args.jobs)]
+    split = Path(args.split).resolve()
+    split = split.relative_to(ROOT) if split.is_relative_to(ROOT) else split  # the card's command replays anywhere
+    command += ["--config", json.dumps(recipe.config), "--split", str(split), "--jobs", str(args.jobs)]
     command += ["--export", "--export-dir", str(run_dir / "export")]
     if finetune:
         command += ["--init-weights", str(Path(args.init_weights) / f"{model}.pt")]
