@@ -7,6 +7,8 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
+from mri2pet_cli.inference.dicom_out import slice_geometry
+
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
 
@@ -28,9 +30,7 @@ def write_series(
     data = np.asarray(img.dataobj, dtype=np.float32)
     scale = float(data.max()) / 30000.0 if data.max() > 0 else 1.0
     stored = np.round(data / scale).astype(np.int16)
-    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ img.affine
-    spacing = np.linalg.norm(lps[:3, :3], axis=0)
-    row_dir, col_dir = lps[:3, 0] / spacing[0], lps[:3, 1] / spacing[1]
+    lps, orientation, pixel_spacing, thickness = slice_geometry(img.affine)  # the writer's own geometry
     series_uid = generate_uid(entropy_srcs=[study_uid, str(number)])
     for k in range(data.shape[2]):
         meta = FileMetaDataset()
@@ -51,9 +51,8 @@ def write_series(
         ds.ImageType = image_type
         ds.RepetitionTime, ds.EchoTime, ds.FlipAngle = 2300.0, 2.98, 9.0
         ds.ImagePositionPatient = [float(v) for v in (lps @ [0.0, 0.0, k, 1.0])[:3]]
-        ds.ImageOrientationPatient = [float(v) for v in (*row_dir, *col_dir)]
-        ds.PixelSpacing = [float(spacing[1]), float(spacing[0])]
-        ds.SliceThickness = float(spacing[2])
+        ds.ImageOrientationPatient = orientation
+        ds.PixelSpacing, ds.SliceThickness = pixel_spacing, thickness
         ds.Rows, ds.Columns = data.shape[1], data.shape[0]
         ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1

@@ -184,9 +184,9 @@ def label_efficiency_rows(
             messages.append(f"label-efficiency curves: {chosen}")
             continue
         index, labels = chosen
-        t1 = np.column_stack([sets["t1 tissue"][index], age[index]])
-        candidates = {"real PET": (sets["real"][index], "logistic")}
-        candidates |= label_efficiency.rival_sets(sets["t1 tissue"][index], age[index])
+        rivals = label_efficiency.rival_sets(sets["t1 tissue"][index], age[index])
+        candidates = {"real PET": (sets["real"][index], "logistic"), **rivals}
+        t1 = rivals[label_efficiency.T1_RIVALS[0]][0]  # regional GM + CSF + age
         for name in models:
             candidates[f"synthetic PET: {name}"] = (sets[name][index], "logistic")
             candidates[f"T1 + synthetic PET: {name}"] = (np.hstack([t1, sets[name][index]]), "logistic")
