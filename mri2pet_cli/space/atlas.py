@@ -128,7 +128,7 @@ def roi_means(volume: np.ndarray, labels: np.ndarray, mask: np.ndarray | None = 
 
 
 # The pons, drawn from MNI coordinates (AAL has no brainstem label): tissue voxels (template GM + WM > 0.5)
-# outside every AAL region inside this box (mm). On the 2.5 mm grid: about 13 ml, centroid (0, -27, -32),
+# outside every AAL region inside this box (mm). On the 2.5 mm grid: about 12 ml, centroid (0, -26, -32),
 # the pons' place in MNI152. Pons normalisation of FDG: Minoshima et al. 1995 (J Nucl Med 36:1238,
 # 3D-SSP); compared with cerebellum and whole brain: Nugent et al. 2020 (Sci Rep 10:9261).
 PONS_BOX_MM = {"x": (-12.0, 12.0), "y": (-38.0, -14.0), "z": (-42.0, -22.0)}
