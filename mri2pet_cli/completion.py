@@ -37,7 +37,8 @@ def input_sha256(path: str | Path) -> str:
 
 def output_hashes(paths: list[Path], folder: Path) -> dict[str, str]:
     """sha256 of each existing file, keyed by its path relative to ``folder`` (the record's own)."""
-    return {str(p.relative_to(folder)): sha256_file(p) for p in paths if p.exists()}
+    folder = Path(folder).resolve()  # relative and absolute paths of the same folder alike
+    return {str(Path(p).resolve().relative_to(folder)): sha256_file(p) for p in paths if Path(p).exists()}
 
 
 def _read(record_path: Path) -> dict | None:
