@@ -60,7 +60,8 @@ def save_preprocessed(
         "tool": "mri2pet",
         "version": __version__,
         "subject_id": subject_id,
-        "sources": {k: v if isinstance(v, dict) else str(v) for k, v in sources.items() if v is not None},
+        # absolute: `synthesize PREP_DIR` finds the raw files from any folder
+        "sources": {k: v if isinstance(v, dict) else str(Path(v).resolve()) for k, v in sources.items() if v},
         "grid": result.grid.describe(),
         "native_to_mni_ras": np.round(result.native_to_mni, 8).tolist(),
         "pet_to_t1_ras": None if result.pet_to_t1 is None else np.round(result.pet_to_t1, 8).tolist(),
