@@ -7,7 +7,7 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 
-from mri2pet_cli.inference.dicom_out import slice_geometry
+from mri2pet_cli.inference.dicom_out import set_slice
 
 MR_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 
@@ -30,7 +30,6 @@ def write_series(
     data = np.asarray(img.dataobj, dtype=np.float32)
     scale = float(data.max()) / 30000.0 if data.max() > 0 else 1.0
     stored = np.round(data / scale).astype(np.int16)
-    lps, orientation, pixel_spacing, thickness = slice_geometry(img.affine)  # the writer's own geometry
     series_uid = generate_uid(entropy_srcs=[study_uid, str(number)])
     for k in range(data.shape[2]):
         meta = FileMetaDataset()
@@ -50,13 +49,6 @@ def write_series(
         ds.MRAcquisitionType, ds.ScanningSequence, ds.SequenceVariant = acquisition, "GR\\IR", "SP\\MP"
         ds.ImageType = image_type
         ds.RepetitionTime, ds.EchoTime, ds.FlipAngle = 2300.0, 2.98, 9.0
-        ds.ImagePositionPatient = [float(v) for v in (lps @ [0.0, 0.0, k, 1.0])[:3]]
-        ds.ImageOrientationPatient = orientation
-        ds.PixelSpacing, ds.SliceThickness = pixel_spacing, thickness
-        ds.Rows, ds.Columns = data.shape[1], data.shape[0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = f"{scale:.8g}", "0"
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+        set_slice(ds, img.affine, stored, k, scale)  # the output writer's geometry and pixel module
         ds.save_as(folder / f"{number:03d}_{k + 1:04d}.dcm", enforce_file_format=True)
     return folder

@@ -46,6 +46,20 @@ def slice_geometry(affine: np.ndarray) -> tuple[np.ndarray, list[float], list[fl
     return lps, orientation, [float(spacing[1]), float(spacing[0])], float(spacing[2])
 
 
+def set_slice(ds, affine: np.ndarray, stored: np.ndarray, k: int, slope: float) -> None:
+    """Slice ``k`` (voxel axis 2) of the int16 volume ``stored`` into ``ds``: its place, the pixel module
+    and the rescale slope back to the volume's values."""
+    lps, orientation, pixel_spacing, thickness = slice_geometry(affine)
+    ds.ImagePositionPatient = [float(v) for v in (lps @ [0.0, 0.0, k, 1.0])[:3]]
+    ds.ImageOrientationPatient = orientation
+    ds.PixelSpacing, ds.SliceThickness = pixel_spacing, thickness
+    ds.Rows, ds.Columns = stored.shape[1], stored.shape[0]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}", "0"
+    ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+
+
 def source_attributes(dicom: dict | None) -> dict:
     """Patient, study and frame of reference of the T1 series a DICOM input came from (empty otherwise)."""
     if not dicom or not dicom.get("files_dir"):
@@ -85,7 +99,6 @@ def write_pet_series(
     data = np.nan_to_num(np.asarray(pet.dataobj, dtype=np.float64)).clip(min=0.0)
     slope = max(float(data.max()), 1e-6) / 32000.0
     stored = np.round(data / slope).astype(np.int16)
-    lps, orientation, pixel_spacing, thickness = slice_geometry(pet.affine)
     linked = source_attributes(dicom)
     study_uid = linked.get("StudyInstanceUID") or generate_uid(entropy_srcs=[seed_text, "study"])
     series_uid = generate_uid(entropy_srcs=[seed_text, "series", model])
@@ -119,14 +132,8 @@ def write_pet_series(
             ds.SeriesType, ds.CountsSource = ["STATIC", "IMAGE"], "EMISSION"
             ds.RadiopharmaceuticalInformationSequence = [Dataset()]
             ds.RadiopharmaceuticalInformationSequence[0].Radiopharmaceutical = "Fluorodeoxyglucose (synthetic)"
-            ds.ImagePositionPatient = [float(v) for v in (lps @ [0.0, 0.0, k, 1.0])[:3]]
-            ds.ImageOrientationPatient = orientation
-            ds.PixelSpacing, ds.SliceThickness = pixel_spacing, thickness
-            ds.Rows, ds.Columns = data.shape[1], data.shape[0]
-            ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-            ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-            ds.RescaleSlope, ds.RescaleIntercept, ds.RescaleType = f"{slope:.10g}", "0", "SUVR"
-            ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+            set_slice(ds, pet.affine, stored, k, slope)
+            ds.RescaleType = "SUVR"
             name = f"{folder.name}_{k + 1:04d}.dcm"
             ds.save_as(temporary / name, enforce_file_format=True)
             written.append(folder / name)
