@@ -10,7 +10,17 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "mri2pet_cli"
 # Stage packages, lowest first: each may import only from those before it (and the shared top-level modules).
-STAGE_ORDER = ("space", "models", "reporting", "preprocessing", "simulation", "evaluation", "training", "inference")
+STAGE_ORDER = (
+    "space",
+    "models",
+    "reporting",
+    "preprocessing",
+    "simulation",
+    "evaluation",
+    "training",
+    "site",
+    "inference",
+)
 SHARED = ("errors", "names", "console", "io", "batch", "shards", "completion")
 
 

@@ -4,7 +4,7 @@
 registers its commands, in the order ``mri2pet --help`` lists them.
 """
 
-from mri2pet_cli.cli import simulate, preprocess, merge, models, train, synthesize, evaluate  # noqa: F401, I001
+from mri2pet_cli.cli import simulate, preprocess, merge, models, train, synthesize, adapt, calibrate, evaluate  # noqa: F401, I001
 from mri2pet_cli.cli.app import app
 
 __all__ = ["app"]

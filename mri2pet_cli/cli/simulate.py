@@ -44,6 +44,15 @@ def simulate(
             "(default CN=0.4,MCI=0.35,AD=0.25).",
         ),
     ] = None,
+    site: Annotated[
+        str,
+        typer.Option(
+            "--site",
+            metavar="NAME",
+            help="Version 3: an acquisition site's profile (docs/simulation.md, 'Sites'): home (default, the "
+            "training cohort), near (another 3 T centre, newer PET) or far (1.5 T, older PET, memory clinic).",
+        ),
+    ] = "home",
     variety: Annotated[
         str,
         typer.Option(
@@ -98,6 +107,7 @@ def simulate(
             truth_ages=ages,
             truth_subjects=truth_subjects,
             diagnosis_mix=mix,
+            site=site,
         )
     seconds = time.perf_counter() - start
     say(

@@ -85,6 +85,14 @@ def synthesize(
             "study when the input is DICOM).",
         ),
     ] = False,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="FILE",
+            help="A site's calibration (`mri2pet calibrate`): each region's 90 % interval. Default: the one "
+            "beside the weights (shipped: made on simulated training-site subjects).",
+        ),
+    ] = None,
 ) -> None:
     """Raw T1 -> synthetic FDG-PET (SUVR) in native and MNI space, with AAL ROI table and report."""
     from mri2pet_cli.inference.batch import synthesize_batch
@@ -103,6 +111,7 @@ def synthesize(
         scan_age=scan_age,
         dicom_out=dicom_out,
         ref_region=ref_region,
+        calibration=None if calibration is None else str(calibration),
     )
     batch = synthesize_batch(
         inputs,
@@ -131,8 +140,10 @@ def report_synthesis(sid: str, record: dict) -> None:
         extra = f", vs reference: MAE {metrics['mae']:.3f}, r {metrics['pearson_r']:.3f}" if metrics else ""
         total = sum(v for k, v in entry["timings_s"].items() if not k.endswith("total"))
         age = f" (age {entry['age']:g})" if entry.get("age") is not None else ""
+        verdict = (entry.get("familiarity") or {}).get("verdict")
+        familiar = f"; input {verdict} for this model" if verdict in ("unusual", "outside") else ""
         say(
-            f"{sid}{age}: {entry['outputs']['pet_native']} ({total:.1f} s{extra})",
+            f"{sid}{age}: {entry['outputs']['pet_native']} ({total:.1f} s{extra}){familiar}",
             event="subject_done",
             subject=sid,
             age=entry.get("age"),

@@ -37,6 +37,7 @@ class SynthesisOptions:
     scan_age: float | None = None  # the T1's age when the PET is wanted for another age (age-only effect)
     dicom_out: bool = False  # also the native-space PET as a DICOM series
     ref_region: str = "cerebellum"  # SUVR reference: cerebellum (what the models learned), pons, whole-brain
+    calibration: str | None = None  # a lab's `mri2pet calibrate` file; default: the one beside the weights
 
 
 def check_age(age: float | None, model: str, subject: str) -> None:
@@ -83,6 +84,7 @@ def synthesis_request(subject, options: SynthesisOptions, age: float | None, car
         "qc": options.qc,
         "dicom_out": options.dicom_out,
         "ref_region": options.ref_region,
+        "calibration_sha256": None if options.calibration is None else input_sha256(options.calibration),
     }
 
 
@@ -173,6 +175,13 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
             f"{loaded[2].weights}: model {options.model} has no measured age-only effect, so --scan-age cannot "
             "be used with it (dual-glow v4 weights have one)"
         )
+    from mri2pet_cli.site.calibration import calibration_for
+    from mri2pet_cli.site.familiarity import familiarity_path_for, load_reference
+
+    site = {
+        "calibration": calibration_for(loaded[2], loaded[1], options.calibration),
+        "familiarity": load_reference(familiarity_path_for(Path(loaded[2].weights))),
+    }
     reused = reused_preprocessing(subject, options)
     try:
         pre = reused or preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip, qc=options.qc)
@@ -184,10 +193,14 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     device = resolve_device(options.device)
     native_img = open_volume(subject.t1, what="T1")  # its header and affine go on the native-space PET
     if not series:
-        return _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, subject.age, None, timings)
+        return _synthesize_one(
+            subject, pre, native_img, loaded, site, out_dir, options, device, subject.age, None, timings
+        )
     records, means = [], []
     for age in series:
-        record = _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, age, age, dict(timings))
+        record = _synthesize_one(
+            subject, pre, native_img, loaded, site, out_dir, options, device, age, age, dict(timings)
+        )
         records.append(record)
         means.append(record["key_regions_suvr"])
     paths = age_series_paths(out_dir, sid, options.model)
@@ -211,7 +224,36 @@ def _interval_note(intervals: dict | None) -> str:
     return "interval90_suvr in the region table: +- half-width of a 90 % interval, per-region factors from the card"
 
 
-def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, age, tag_age, timings) -> dict:
+def site_fields(pet, pre, labels, site: dict, region: str) -> tuple[dict | None, dict, dict]:
+    """(AAL half-widths for the region table, key-region half-widths, the record's ``calibration`` and
+    ``familiarity``) from the calibration and familiarity reference found for these weights."""
+    from mri2pet_cli.site.familiarity import familiarity, t1_features
+
+    calibration, reference = site["calibration"], site["familiarity"]
+    fields: dict = {}
+    if reference is not None:
+        fields["familiarity"] = familiarity(t1_features(pre.t1, pre.mask, labels), reference)
+    else:
+        fields["familiarity"] = {"verdict": None, "note": "no familiarity reference ships with these weights"}
+    if calibration is None:
+        fields["calibration"] = {"file": None, "note": "none: no calibration for these weights (mri2pet calibrate)"}
+        return None, {}, fields
+    widths = calibration["half_width_suvr"]
+    fields["calibration"] = {
+        "file": calibration["file"],
+        "coverage": calibration["coverage"],
+        "n_subjects": calibration["n_subjects"],
+        "data": calibration["data"],
+        "made": calibration["created"],
+    }
+    if region != "cerebellum":
+        fields["calibration"]["note"] = f"not applied: it is in cerebellar SUVR and this PET uses the {region}"
+        return None, {}, fields
+    regional = {int(k): float(v) for k, v in widths.items() if k.isdigit()}
+    return regional, {k: float(v) for k, v in widths.items() if not k.isdigit()}, fields
+
+
+def _synthesize_one(subject, pre, native_img, loaded, site, out_dir, options, device, age, tag_age, timings) -> dict:
     from mri2pet_cli.evaluation.metrics import image_metrics
     from mri2pet_cli.models.runtime import predict
     from mri2pet_cli.preprocessing.normalise import REFERENCE_REGIONS, model_output_to_suvr, to_suvr
@@ -281,6 +323,8 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         what_std = f"mri2pet {__version__} sample std SUVR, model {options.model}"
         save_volume(grid_to_native(std_grid, pre), paths["std_native"], like=native_img, description=what_std, **write)
         save_volume(std_grid, paths["std_mni"], affine=grid_affine, description=what_std, **write)
+    conformal, key_widths, site_record = site_fields(pet, pre, labels, site, region)
+    intervals = conformal if conformal is not None else intervals
     native_per_mni = 1.0 / abs(float(np.linalg.det(pre.native_to_mni[:3, :3])))
     rows = roi_table(pet, labels, pre.mask, pre.grid, native_per_mni, intervals)
     write_roi_csv(rows, paths["roi_csv"], overwrite=options.overwrite)
@@ -322,7 +366,8 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
             "samples": options.samples,
             "temperature": temperature,
             **({"std": std_note} if sampled else {}),
-            **({"region_intervals": _interval_note(intervals)} if sampled else {}),
+            **({"region_intervals": _interval_note(intervals)} if sampled and conformal is None else {}),
+            **({"region_intervals": "interval90_suvr: split-conformal half-widths (calibration)"} if conformal else {}),
             "seed": options.seed,
             "precision": options.precision,
             "skull_strip": options.skull_strip,
@@ -338,7 +383,14 @@ def _synthesize_one(subject, pre, native_img, loaded, out_dir, options, device, 
         "metrics_vs_reference": metrics,
         "key_regions_suvr": key_means,
         # the card's CN distribution is in cerebellar SUVR: z-scores only against the same reference
-        "key_regions": key_region_rows(key_means, card if region == "cerebellum" else {}),
+        "key_regions": key_region_rows(
+            key_means,
+            card if region == "cerebellum" else {},
+            age=age,
+            half_widths=key_widths,
+            familiarity=site_record["familiarity"],
+        ),
+        **site_record,
         "timings_s": {k: round(v, 3) for k, v in timings.items()},
         "outputs": {k: str(v.resolve()) for k, v in paths.items() if wanted_output(k, options)},
         "request": synthesis_request(subject, options, age, card),

@@ -174,6 +174,8 @@ def read_split(path: str | Path, data_dir: str | Path | None = None) -> dict[str
         raise InputImageError(f"{path}: the split has no training subjects")
     parts = {k: [str(s) for s in split[k]] for k in SPLIT_PARTS if isinstance(split.get(k), list)}
     seen: dict[str, str] = {}
+    if split.get("validation_in_sample") is True:  # a final fit on every pair (adapt): validation is only a log
+        parts = {k: v for k, v in parts.items() if k != "validation"}
     for part, ids in parts.items():
         for sid in ids:
             if sid in seen:
@@ -181,7 +183,7 @@ def read_split(path: str | Path, data_dir: str | Path | None = None) -> dict[str
             seen[sid] = part
     if data_dir is not None and isinstance(split.get("cohort"), dict):
         check_split_cohort(split["cohort"], data_dir, path)
-    return parts
+    return {k: [str(s) for s in split[k]] for k in SPLIT_PARTS if isinstance(split.get(k), list)}
 
 
 def cohort_description(data_dir: str | Path) -> dict | None:

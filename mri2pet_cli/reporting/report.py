@@ -169,6 +169,67 @@ def fmt(value, digits: int = 3) -> str:
     return str(value)
 
 
+def key_region_section(key_rows: list[dict], record: dict) -> tuple[str, str]:
+    """The key-region table (SUVR with its interval, the CN norm, z with the range the interval spans) and its notes."""
+    has_z = any(r.get("z") is not None or r.get("z_note") for r in key_rows)
+    has_interval = any("interval90_suvr" in r for r in key_rows)
+    header = ["region", "SUVR"] + ["90 % interval"] * has_interval + (["CN norm (mean ± SD)", "z"] if has_z else [])
+
+    def z_text(row: dict) -> str:
+        if row.get("z") is None:
+            return "not shown" if row.get("z_note") else "-"
+        span = row.get("z_interval90")
+        return fmt(row["z"], 1) + (f" [{span[0]:.1f}, {span[1]:.1f}]" if span else "")
+
+    rows = [
+        [r["region"], fmt(r["suvr"])]
+        + ([f"± {fmt(r['interval90_suvr'])}" if "interval90_suvr" in r else "-"] if has_interval else [])
+        + ([f"{fmt(r.get('cn_mean'))} ± {fmt(r.get('cn_sd'))}", z_text(r)] if has_z else [])
+        for r in key_rows
+    ]
+    notes = []
+    calibration = record.get("calibration") or {}
+    if has_interval:
+        notes.append(
+            f"90 % interval: split-conformal, from {calibration.get('n_subjects')} paired subjects "
+            f"({html.escape(str(calibration.get('file')))}); it holds for inputs like those subjects."
+        )
+    elif calibration.get("note"):
+        notes.append(f"No intervals: {html.escape(calibration['note'])}.")
+    region = record.get("reference_region", {"name": "cerebellum"})
+    if has_z:
+        first = next(r for r in key_rows if "norm" in r)
+        notes.append(f"z: against {html.escape(first.get('cn_source', ''))}; {html.escape(first['norm'])}.")
+        withheld = {r["z_note"] for r in key_rows if r.get("z_note")}
+        notes += [f"z {html.escape(n)}." for n in sorted(withheld)]
+        if any(r.get("z_interval90") for r in key_rows):
+            notes.append("z [range]: the z of the interval's ends.")
+    elif region["name"] != "cerebellum":
+        notes.append(
+            "No z-scores: the model card's distribution on cognitively normal subjects is in "
+            f"cerebellar SUVR, and this report uses the {html.escape(region['name'])} reference."
+        )
+    else:
+        notes.append("No z-scores: this model's card has no distribution of its own output on CN subjects.")
+    return html_table(header, rows), "".join(f"<p class=note>{n}</p>" for n in notes)
+
+
+def familiarity_section(familiarity: dict | None) -> str:
+    """How like the training T1s this input is, in words, with the score and thresholds."""
+    if not familiarity or familiarity.get("verdict") is None:
+        note = (familiarity or {}).get("note", "not measured")
+        return f"<p class=note>Familiarity of the input: {html.escape(note)}.</p>"
+    verdict = familiarity["verdict"]
+    limits = familiarity["thresholds"]
+    text = (
+        f"Familiarity of the input: <b>{verdict}</b> ({html.escape(familiarity['meaning'])}). Score "
+        f"{familiarity['score']:.2f}; unusual above {limits['unusual']:.2f}, outside above {limits['outside']:.2f}; "
+        f"against {html.escape(familiarity['reference'])}."
+    )
+    css = "banner" if verdict == "outside" else "note"
+    return f'<p class="{css}">{text}</p>'
+
+
 def write_html(
     path: Path,
     *,
@@ -200,29 +261,9 @@ def write_html(
         ["skull stripping / QC mode", f"{options['skull_strip']} / {options.get('qc', 'strict')}"],
         ["mri2pet", f"{record['version']} on {record['device']}"],
     ]
-    has_z = any(r.get("z") is not None for r in key_rows)
-    key_header = ["region", "SUVR"] + (["CN mean ± SD", "z"] if has_z else [])
-    key_table = html_table(
-        key_header,
-        [
-            [r["region"], fmt(r["suvr"])]
-            + ([f"{fmt(r.get('cn_mean'))} ± {fmt(r.get('cn_sd'))}", fmt(r.get("z"), 1)] if has_z else [])
-            for r in key_rows
-        ],
-    )
+    key_table, z_note = key_region_section(key_rows, record)
     region = record.get("reference_region", {"name": "cerebellum", "definition": "cerebellar cortex"})
-    if has_z:
-        z_note = f"<p class=note>z: against {html.escape(key_rows[0].get('cn_source', ''))}.</p>"
-    elif region["name"] != "cerebellum":
-        z_note = (
-            "<p class=note>No z-scores: the model card's distribution on cognitively normal subjects is in "
-            f"cerebellar SUVR, and this report uses the {html.escape(region['name'])} reference.</p>"
-        )
-    else:
-        z_note = (
-            "<p class=note>No z-scores: this model's card has no distribution of its own output on "
-            "cognitively normal subjects.</p>"
-        )
+    familiarity_html = familiarity_section(record.get("familiarity"))
     checks = html_table(
         ["check", "value", "rule", "result"],
         [[c["check"], c["value"], c["rule"], "pass" if c["passed"] else "FAIL"] for c in check_rows],
@@ -261,6 +302,7 @@ def write_html(
 <h1>{html.escape(title)}</h1>
 <h2>Subject</h2>
 {html_table(None, subject)}
+{familiarity_html}
 <h2>Picture</h2>
 <img src="data:image/png;base64,{image}" alt="T1, synthetic PET and maps in three planes" style="max-width:100%">
 <h2>Key regions (SUVR, reference: {html.escape(region["definition"])})</h2>

@@ -33,6 +33,7 @@ from mri2pet_cli.simulation.population import (
 )
 from mri2pet_cli.simulation.scan_variety import variety_probabilities
 from mri2pet_cli.simulation.scanner import native_pet, native_t1, native_to_mni, pet_to_t1
+from mri2pet_cli.simulation.sites import site_profile
 from mri2pet_cli.space.grid import ModelGrid, default_grid
 from mri2pet_cli.space.resample import resample
 
@@ -100,9 +101,10 @@ def simulate_subject(
     variety: dict[str, float] | None = None,
     truth_ages: tuple[float, ...] = (),
     diagnosis_p: dict[str, float] | None = None,
+    site: str = "home",
 ) -> dict:
     """Render and write one subject; returns its participants.tsv row and ground-truth figures."""
-    subject = draw_subject(seed, index, version, variety, diagnosis_p)
+    subject = draw_subject(seed, index, version, variety, diagnosis_p, site)
     paths = subject_paths(out_dir, subject.participant_id)
     age_paths = {a: truth_age_paths(out_dir, subject.participant_id, a) for a in truth_ages}
     for path in [*paths.values(), *(p for d in age_paths.values() for p in d.values())]:
@@ -176,6 +178,7 @@ def simulate_cohort(
     truth_ages: tuple[float, ...] = (),
     truth_subjects: int | None = None,
     diagnosis_mix: dict[str, float] | None = None,
+    site: str = "home",
 ) -> Path:
     """Write a simulated paired cohort of ``n`` subjects in a BIDS-like layout.
 
@@ -183,7 +186,8 @@ def simulate_cohort(
     calibrated to the literature and real-scan variety; 3, the default: ageing and AD from the
     corrected literature, metabolic and atrophy severities apart). ``variety`` (version 2 and 3): 'default',
     'none', 'all' or a comma list (scan_variety.py). ``diagnosis_mix`` (version 3): the fraction of CN,
-    MCI and AD subjects (default DIAGNOSIS_P). ``truth_ages``: also write each subject's
+    MCI and AD subjects (default DIAGNOSIS_P, or the site's). ``site`` (version 3): an acquisition site's
+    profile (sites.py; 'home', the default, is the training cohort). ``truth_ages``: also write each subject's
     counterfactual truth at these ages (only the first ``truth_subjects`` subjects where given: each
     age costs two more renderings). ``progress(subject_id, status)`` is called after each
     subject (for a progress bar or log line). Returns the path of participants.tsv.
@@ -196,10 +200,15 @@ def simulate_cohort(
         raise UnknownNameError(f"unknown simulator version {version}", hint="choose 1, 2 or 3")
     if diagnosis_mix is not None and version < 3:
         raise UnknownNameError("--diagnosis-mix needs simulator version 3", hint="--sim-version 3")
+    if site != "home" and version < 3:
+        raise UnknownNameError("--site needs simulator version 3", hint="--sim-version 3")
+    site_profile(site)  # an unknown name fails before any work
     probabilities = variety_probabilities(variety) if version >= 2 else None
     options = {"version": version, "variety": probabilities, "truth_ages": tuple(float(a) for a in truth_ages)}
     if diagnosis_mix is not None:
         options["diagnosis_p"] = diagnosis_mix
+    if site != "home":
+        options["site"] = site
     participants = out_dir / "participants.tsv"
     check_writable(participants, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +249,7 @@ def simulate_cohort(
             "truth_ages": list(options["truth_ages"]),
             "truth_subjects": min(n, with_truth) if options["truth_ages"] else 0,
             **({"diagnosis_mix": diagnosis_mix} if diagnosis_mix is not None else {}),
+            **({"site": {"name": site, **site_profile(site)}} if site != "home" else {}),
             "model_grid": grid.describe(),
         },
     }

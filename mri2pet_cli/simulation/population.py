@@ -94,6 +94,7 @@ def draw_subject(
     version: int = 1,
     variety: dict[str, float] | None = None,
     diagnosis_p: dict[str, float] | None = None,
+    site: str = "home",
 ) -> Subject:
     """All random choices for subject ``index`` of the cohort with ``seed``.
 
@@ -102,15 +103,23 @@ def draw_subject(
     Version 2 draws the same demographics, then its scan variety from a stream of its own
     (``variety``: probability of each, default scan_variety.DEFAULT_PROBABILITY). Version 3 adds
     an atrophy severity from a third stream (``extras["atrophy_severity"]``; ``severity`` is then the
-    metabolic one) and takes ``diagnosis_p`` (the cohort's diagnosis mix, default DIAGNOSIS_P).
+    metabolic one) and takes ``diagnosis_p`` (the cohort's diagnosis mix, default DIAGNOSIS_P) and
+    ``site`` (sites.py: a profile that changes scanners, protocol and population; 'home' changes nothing).
     """
     if version not in VERSIONS:
         raise ValueError(f"unknown simulator version {version}")
     if diagnosis_p is not None and version < 3:
         raise ValueError("a diagnosis mix needs simulator version 3")
+    if site != "home" and version < 3:
+        raise ValueError("a site profile needs simulator version 3")
     subject = _draw_v1(seed, index, diagnosis_p or DIAGNOSIS_P)
     if version == 1:
         return subject
+    if site != "home":
+        from mri2pet_cli.simulation.sites import apply_site
+
+        population = {"home_mix": diagnosis_p or DIAGNOSIS_P, "severity_range": SEVERITY_RANGE, "age_range": AGE_RANGE}
+        subject = apply_site(subject, site, seed, index, **population, own_mix=diagnosis_p is not None)
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 7]))
     chosen = draw_variety(rng, variety if variety is not None else variety_probabilities("default"))
     subject.extras.update({"version": 2, "variety": chosen})

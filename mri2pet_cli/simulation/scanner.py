@@ -117,7 +117,7 @@ def native_pet(subject: Subject, volumes: SubjectVolumes) -> nib.Nifti1Image:
     center = np.linalg.inv(to_mni)[:3] @ np.append(BRAIN_CENTER_MNI, 1.0) + rng.uniform(-5, 5, 3)
     affine, shape = oriented_affine(subject.pet_orientation, subject.pet_spacing_mm, (256.0, 256.0, 200.0), center)
     clean = resample(volumes.pet_mni, SIM_GRID.affine, shape, affine, world_to_world=to_mni)
-    noise_sd = 0.05 * np.sqrt(np.maximum(clean, 0.0) * subject.suv_gm_mean)
+    noise_sd = 0.05 * subject.extras.get("pet_noise_scale", 1.0) * np.sqrt(np.maximum(clean, 0.0) * subject.suv_gm_mean)
     noisy = np.maximum(clean + rng.normal(0, 1, shape).astype(np.float32) * noise_sd, 0.0)
     img = nib.Nifti1Image(noisy.astype(np.float32), affine)
     img.set_qform(affine, 1)

@@ -33,7 +33,7 @@ def cn_reference_of(model, records: list, device) -> dict | None:
         return None
     grid = default_grid()
     labels = template_maps(grid).aal
-    means = []
+    means, ages = [], []
     for start in range(0, len(normal), 8):
         arrays = load_arrays(normal[start : start + 8])
         if arrays.t1.shape[1:] != grid.shape:
@@ -43,8 +43,9 @@ def cn_reference_of(model, records: list, device) -> dict | None:
             brain = arrays.mask[i] > 0
             pet, _ = model_output_to_suvr(pred[i], grid, brain)
             means.append(key_region_means(pet, labels, brain))
+            ages.append(float(arrays.age[i]))
     source = f"this model's synthetic PET of the {len(means)} CN subjects of its training split (simulated)"
-    return cn_reference(means, source)
+    return cn_reference(means, source, ages if all(np.isfinite(ages)) else None)
 
 
 def training_data_fields(options: TrainOptions, split: dict) -> dict:
@@ -94,9 +95,7 @@ def training_fields(options: TrainOptions, state: dict) -> dict:
         "initialised_from": state.get("initialised_from"),
         "runs": chain_of_runs(state),
         # validation against epochs, this run's (the start weights' own curve is in their card)
-        "learning_curve": [
-            {k: h[k] for k in ("epoch", "loss", "val_mae", "val_score") if k in h} for h in history
-        ],
+        "learning_curve": [{k: h[k] for k in ("epoch", "loss", "val_mae", "val_score") if k in h} for h in history],
         **({"where": state["where"]} if state.get("where") else {}),
     }
 
