@@ -1,10 +1,29 @@
-"""Shared fixtures: tiny volumes with an oblique affine, built in tmp_path."""
+"""Shared fixtures: tiny volumes with an oblique affine, built in tmp_path.
+
+The suite runs in two worker processes (pytest-xdist, ``-n 2`` in pyproject.toml); each then computes with
+one thread, so the two do not fight over the two cores.
+"""
 
 from __future__ import annotations
 
-import nibabel as nib
-import numpy as np
-import pytest
+import os
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(variable, "1")
+
+import nibabel as nib  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+def pytest_configure(config):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import SimpleITK as sitk
+        import torch
+
+        torch.set_num_threads(1)
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
 
 
 def oblique_affine() -> np.ndarray:

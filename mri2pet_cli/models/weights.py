@@ -184,6 +184,9 @@ def verify_all() -> list[tuple[str, bool, str]]:
     rows = []
     for folder in weights_dirs():
         for card in sorted(folder.glob("*.json")):
+            if "." in card.stem:  # a companion (NAME.calibration.json, NAME.familiarity.json), not a card
+                rows += companion_rows(card)
+                continue
             files = WeightsFiles(card.with_suffix(".pt"), card)
             if not files.weights.exists():
                 rows.append((card.stem, False, f"{files.weights}: weights file missing"))
@@ -194,6 +197,22 @@ def verify_all() -> list[tuple[str, bool, str]]:
             except WeightsError as exc:
                 rows.append((card.stem, False, str(exc)))
     return rows
+
+
+def companion_rows(path: Path) -> list[tuple[str, bool, str]]:
+    """A calibration made for other weights than those beside it would give wrong intervals: say so."""
+    name, _, kind = path.stem.partition(".")
+    if kind != "calibration":
+        return []
+    card = path.with_name(f"{name}.json")
+    try:
+        made_for = json.loads(path.read_text()).get("weights_sha256")
+        expected = read_card(card).get("sha256") if card.exists() else None
+    except (OSError, json.JSONDecodeError, WeightsError) as exc:
+        return [(path.stem, False, f"{path}: not readable ({exc})")]
+    if made_for != expected:
+        return [(path.stem, False, f"{path}: made for other weights than {name}.pt (recalibrate)")]
+    return [(path.stem, True, f"{path} made for these weights")]
 
 
 def card_summary_lines(card: dict, files: WeightsFiles) -> list[str]:

@@ -100,3 +100,20 @@ def test_z_scores_are_age_matched_withheld_outside_the_norms_and_for_unfamiliar_
     assert unknown["z"] is not None and "no age given" in unknown["norm"]
     strange = key_region_rows({"frontal": 1.40}, card, age=70.0, familiarity={"verdict": "outside"})[0]
     assert strange["z"] is None and "outside the model's training" in strange["z_note"]
+
+
+def test_models_verify_checks_that_a_calibration_fits_the_weights_beside_it(calibrated, tmp_path, monkeypatch):
+    from mri2pet_cli.models.weights import WEIGHTS_ENV, verify_all
+
+    root, _, _, out, _, _ = calibrated
+    folder = tmp_path / "weights"
+    shutil.copytree(root / "weights", folder)
+    monkeypatch.setenv(WEIGHTS_ENV, str(folder))
+
+    def here() -> dict[str, bool]:  # the rows of this folder (the repository's weights are listed too)
+        return {name: ok for name, ok, message in verify_all() if str(folder) in message}
+
+    assert here() == {"unet": True, "unet.calibration": True}  # the familiarity reference is no card
+    stale = json.loads(out.read_text()) | {"weights_sha256": "f" * 64}
+    (folder / "unet.calibration.json").write_text(json.dumps(stale))
+    assert here() == {"unet": True, "unet.calibration": False}

@@ -1,0 +1,254 @@
+"""Issue 32: a model at other sites. Loss without adaptation, familiarity AUROC, conformal coverage, adaptation curves.
+
+Runs in parts (each cached in OUT/<part>.json; predictions cached beside each cohort's preprocessing), so
+hours of CPU can be spread over several runs:
+
+    mri2pet simulate runs/site-near --site near --n 60 --seed 11 --jobs 2
+    mri2pet simulate runs/site-far --site far --n 80 --seed 12 --jobs 2
+    python benchmarks/site_adaptation.py --part shift        # MAE / SSIM at home (test split), near, far
+    python benchmarks/site_adaptation.py --part familiarity  # AUROC far vs home, near vs home; Spearman with MAE
+    python benchmarks/site_adaptation.py --part coverage     # shipped calibration at each site; local conformal
+    python benchmarks/site_adaptation.py --part adapt --site far --pairs 20   # one point of the curve (long)
+
+A site cohort's last 40 subjects (by id) are held out; up to 40 before them are its pool of local pairs
+(adaptation uses the first n of them). The conformal part calibrates on 20 held-out subjects drawn at
+random and tests on the other 20, over 50 draws. The home site's held-out subjects are the v3 split's test part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+SPLIT = ROOT / "benchmarks" / "splits" / "v3_n200_seed0.json"
+POOL, HELD_OUT = 40, 40
+
+
+def site_subjects(folder: Path) -> tuple[list[str], list[str]]:
+    from mri2pet_cli.preprocessing.cohort import paired_subject_ids
+
+    ids = paired_subject_ids(folder)
+    return ids[: min(POOL, len(ids) - HELD_OUT)], ids[-HELD_OUT:]
+
+
+def predictions(model_name: str, weights: str | None, folder: Path, ids: list[str]):
+    """(arrays, synthetic SUVR volumes) of ``ids``; the model's outputs cached beside the preprocessing."""
+    from mri2pet_cli.evaluation.cache import cache_root, cached_predict
+    from mri2pet_cli.models.registry import load_model
+    from mri2pet_cli.models.runtime import resolve_device
+    from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
+    from mri2pet_cli.preprocessing.normalise import model_output_to_suvr
+    from mri2pet_cli.space.grid import default_grid
+
+    records, _ = prepare_dataset(folder, jobs=2, only=ids)
+    model, card, _ = load_model(model_name, weights)
+    arrays = load_arrays(records)
+    raw = cached_predict(model, card, arrays, cache_root(records[0].preproc_dir), device=resolve_device("cpu"))
+    grid = default_grid()
+    suvr = np.stack([model_output_to_suvr(raw[i], grid, arrays.mask[i] > 0)[0] for i in range(len(raw))])
+    return arrays, suvr
+
+
+def sites(args) -> dict[str, tuple[Path, list[str]]]:
+    """Each site's folder and held-out subjects (home: the split's test part)."""
+    held = {"home": (args.home, json.loads(SPLIT.read_text())["test"])}
+    for name, folder in (("near", args.near), ("far", args.far)):
+        if (folder / "participants.tsv").exists():
+            held[name] = (folder, site_subjects(folder)[1])
+    return held
+
+
+def part_shift(args) -> dict:
+    from mri2pet_cli.evaluation.metrics import image_metrics
+    from mri2pet_cli.evaluation.scoring import summarize
+
+    out = {}
+    for name, (folder, ids) in sites(args).items():
+        arrays, suvr = predictions(args.model, args.weights, folder, ids)
+        rows = [image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0) for i in range(len(ids))]
+        out[name] = {k: v for k, v in summarize(rows).items() if k in ("mae", "psnr", "ssim", "pearson_r")}
+        print(f"{name}: n {len(ids)}, MAE {out[name]['mae']['mean']:.4f}, SSIM {out[name]['ssim']['mean']:.3f}")
+    return out
+
+
+def familiarity_scores(folder: Path, ids: list[str], reference: dict) -> np.ndarray:
+    from mri2pet_cli.preprocessing.cohort import prepare_dataset
+    from mri2pet_cli.site.familiarity import familiarity, records_features
+
+    records, _ = prepare_dataset(folder, jobs=2, only=ids)
+    _, features = records_features(records)
+    return np.array([familiarity(f, reference)["score"] for f in features])
+
+
+def part_familiarity(args) -> dict:
+    from scipy.stats import spearmanr
+    from sklearn.metrics import roc_auc_score
+
+    from mri2pet_cli.evaluation.metrics import image_metrics
+    from mri2pet_cli.models.weights import find_weights
+    from mri2pet_cli.site.familiarity import familiarity_path_for, load_reference
+
+    reference = load_reference(familiarity_path_for(find_weights(args.model, args.weights).weights))
+    scores, maes, verdicts = {}, {}, {}
+    for name, (folder, ids) in sites(args).items():
+        scores[name] = familiarity_scores(folder, ids, reference)
+        arrays, suvr = predictions(args.model, args.weights, folder, ids)
+        maes[name] = [image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(ids))]
+        limits = reference["thresholds"]
+        verdicts[name] = {
+            "typical": int(np.sum(scores[name] <= limits["unusual"])),
+            "unusual": int(np.sum((scores[name] > limits["unusual"]) & (scores[name] <= limits["outside"]))),
+            "outside": int(np.sum(scores[name] > limits["outside"])),
+        }
+    out = {"thresholds": reference["thresholds"], "verdicts": verdicts}
+    for name in scores:
+        if name != "home":
+            labels = np.r_[np.zeros(len(scores["home"])), np.ones(len(scores[name]))]
+            out[f"auroc_{name}_vs_home"] = float(roc_auc_score(labels, np.r_[scores["home"], scores[name]]))
+    all_scores = np.concatenate(list(scores.values()))
+    all_maes = np.concatenate([maes[n] for n in scores])
+    out["spearman_score_mae_mixed"] = float(spearmanr(all_scores, all_maes)[0])
+    out["score_median"] = {n: float(np.median(s)) for n, s in scores.items()}
+    print(json.dumps(out, indent=2))
+    return out
+
+
+def regional(folder: Path, ids: list[str], args) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(real, synthetic) regional SUVR arrays (subjects, regions) over the key regions and AAL regions."""
+    from mri2pet_cli.site.calibration import regional_suvr
+    from mri2pet_cli.space.atlas import template_maps
+    from mri2pet_cli.space.grid import default_grid
+
+    arrays, suvr = predictions(args.model, args.weights, folder, ids)
+    labels = template_maps(default_grid()).aal
+    real = [regional_suvr(arrays.pet[i], labels, arrays.mask[i]) for i in range(len(ids))]
+    synth = [regional_suvr(suvr[i], labels, arrays.mask[i]) for i in range(len(ids))]
+    keys = [k for k in real[0] if all(k in r for r in real + synth)]
+    return np.array([[r[k] for k in keys] for r in real]), np.array([[s[k] for k in keys] for s in synth]), keys
+
+
+def part_coverage(args) -> dict:
+    from mri2pet_cli.models.weights import find_weights
+    from mri2pet_cli.site.calibration import calibration_path_for
+    from mri2pet_cli.site.conformal import coverage_of, regional_half_widths
+
+    shipped = json.loads(calibration_path_for(find_weights(args.model, args.weights).weights).read_text())
+    out: dict = {"shipped_calibration_subjects": shipped["n_subjects"], "sites": {}}
+    for name, (folder, ids) in sites(args).items():
+        real, synth, keys = regional(folder, ids, args)
+        widths = np.array([shipped["half_width_suvr"].get(k, np.nan) for k in keys])
+        keep = np.isfinite(widths)
+        entry = {"shipped_coverage": coverage_of(real[:, keep], synth[:, keep], widths[keep])}
+        rng = np.random.default_rng(0)
+        local = []
+        for _ in range(args.draws):
+            order = rng.permutation(len(ids))
+            cal, test = order[:20], order[20:]
+            local.append(coverage_of(real[test], synth[test], regional_half_widths(real[cal], synth[cal])))
+        entry |= {
+            "local_coverage_mean": float(np.mean(local)),
+            "local_coverage_range": [float(np.min(local)), float(np.max(local))],
+            "draws": args.draws,
+            "median_half_width_shipped": float(np.median(widths[keep])),
+            "median_residual": float(np.median(np.abs(real - synth))),
+        }
+        out["sites"][name] = entry
+        print(name, json.dumps(entry))
+    return out
+
+
+def part_adapt(args) -> dict:
+    """One point: the model adapted with the first n pool pairs of a site, and trained from scratch on them."""
+    from mri2pet_cli.evaluation.metrics import image_metrics
+
+    folder = args.near if args.site == "near" else args.far
+    pool, held = site_subjects(folder)
+    out = {}
+    for n in [int(p) for p in args.pairs.split(",")]:
+        subset_dir = args.out / "pairs" / f"{args.site}-{n}"
+        link_subset(folder, pool[:n], subset_dir)
+        result = {}
+        for start in ("adapted", "scratch"):
+            weights_dir = args.out / "weights" / f"{args.site}-{n}-{start}"
+            command = [str(Path(sys.executable).parent / "mri2pet"), "adapt", "--model", args.model]
+            command += ["--data", str(subset_dir)]
+            command += ["-o", str(weights_dir), "--epochs", str(args.epochs), "--force"]
+            if start == "scratch":
+                command += ["--lr", "1e-3", "--weights", str(scratch_weights(args, weights_dir.parent))]
+            started = time.perf_counter()
+            if not (weights_dir / f"{args.model}.pt").exists():
+                subprocess.run(command, check=True)
+            arrays, suvr = predictions(args.model, str(weights_dir / f"{args.model}.pt"), folder, held)
+            maes = [image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(held))]
+            card = json.loads((weights_dir / f"{args.model}.json").read_text())
+            result[start] = {
+                "held_out_mae": float(np.mean(maes)),
+                "local_validation": card["adaptation"]["local_validation"],
+                "seconds": time.perf_counter() - started,
+            }
+        out[str(n)] = result
+        print(n, json.dumps({k: v["held_out_mae"] for k, v in result.items()}))
+    return out
+
+
+def link_subset(folder: Path, ids: list[str], target: Path) -> None:
+    """A dataset of ``ids`` only: their preprocessed files, linked (no copy), and a participants table."""
+    from mri2pet_cli.preprocessing.cohort import CACHE
+
+    cache = target
+    cache.mkdir(parents=True, exist_ok=True)
+    for sid in ids:
+        if not (cache / sid).exists():
+            (cache / sid).symlink_to((folder / CACHE / sid).resolve())
+    rows = (folder / "participants.tsv").read_text().splitlines()
+    keep = [rows[0]] + [r for r in rows[1:] if r.split("\t")[0] in ids]
+    (cache / "participants.tsv").write_text("\n".join(keep) + "\n")
+
+
+def scratch_weights(args, folder: Path) -> Path:
+    """Freshly initialised weights of the model (the 'from scratch' start), with a card so adapt can read them."""
+    import torch
+
+    from mri2pet_cli.models.registry import build_model, load_model_checkpoint
+    from mri2pet_cli.models.weights import save_weights
+
+    target = folder / "scratch-init" / f"{args.model}.pt"
+    if not target.exists():
+        checkpoint, _, _ = load_model_checkpoint(args.model, args.weights)
+        torch.manual_seed(0)
+        save_weights(build_model(args.model, checkpoint["config"]), target.parent, {"version": "random init"})
+    return target
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("shift", "familiarity", "coverage", "adapt"), required=True)
+    parser.add_argument("--model", default="unet")
+    parser.add_argument("--weights", default=None)
+    parser.add_argument("--home", type=Path, default=ROOT / "runs" / "cohort-v3")
+    parser.add_argument("--near", type=Path, default=ROOT / "runs" / "site-near")
+    parser.add_argument("--far", type=Path, default=ROOT / "runs" / "site-far")
+    parser.add_argument("--site", choices=("near", "far"), default="far")
+    parser.add_argument("--pairs", default="20", help="comma list of local pair counts (adapt part)")
+    parser.add_argument("--epochs", type=int, default=12, help="most epochs of each adaptation")
+    parser.add_argument("--draws", type=int, default=50, help="random calibration / test draws (coverage part)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "site_adaptation")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    result = globals()[f"part_{args.part}"](args)
+    name = args.part if args.part != "adapt" else f"adapt_{args.site}"
+    path = args.out / f"{name}.json"
+    previous = json.loads(path.read_text()) if path.exists() and args.part == "adapt" else {}
+    path.write_text(json.dumps(previous | result, indent=2))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
