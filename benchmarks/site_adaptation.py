@@ -3,7 +3,7 @@
 Runs in parts (each cached in OUT/<part>.json; predictions cached beside each cohort's preprocessing), so
 hours of CPU can be spread over several runs:
 
-    mri2pet simulate runs/site-near --site near --n 60 --seed 11 --jobs 2
+    mri2pet simulate runs/site-near --site near --n 40 --seed 11 --jobs 2
     mri2pet simulate runs/site-far --site far --n 80 --seed 12 --jobs 2
     python benchmarks/site_adaptation.py --part shift        # MAE / SSIM at home (test split), near, far
     python benchmarks/site_adaptation.py --part familiarity  # AUROC far vs home, near vs home; Spearman with MAE
@@ -112,11 +112,34 @@ def part_familiarity(args) -> dict:
         if name != "home":
             labels = np.r_[np.zeros(len(scores["home"])), np.ones(len(scores[name]))]
             out[f"auroc_{name}_vs_home"] = float(roc_auc_score(labels, np.r_[scores["home"], scores[name]]))
+    out["auroc_scan_variety_at_home"] = variety_aurocs(args, reference)
     all_scores = np.concatenate(list(scores.values()))
     all_maes = np.concatenate([maes[n] for n in scores])
     out["spearman_score_mae_mixed"] = float(spearmanr(all_scores, all_maes)[0])
     out["score_median"] = {n: float(np.median(s)) for n, s in scores.items()}
     print(json.dumps(out, indent=2))
+    return out
+
+
+def variety_aurocs(args, reference: dict) -> dict:
+    """A shift the score was not designed on: home subjects outside training (validation, calibration and test
+    parts) with one kind of scan variety against those with none."""
+    from sklearn.metrics import roc_auc_score
+
+    from mri2pet_cli.simulation.cohort import subject_paths
+
+    split = json.loads(SPLIT.read_text())
+    ids = split["validation"] + split["calibration"] + split["test"]
+    scores = dict(zip(ids, familiarity_scores(args.home, ids, reference)))
+    kinds = {s: json.loads(subject_paths(args.home, s)["truth_json"].read_text())["subject"]["extras"] for s in ids}
+    kinds = {s: set(k.get("variety", {})) for s, k in kinds.items()}
+    clean = [scores[s] for s in ids if not kinds[s]]
+    out = {"n_clean": len(clean)}
+    for kind in ("neck", "origin_offset", "thick_slices", "low_contrast", "cut_fov", "motion"):
+        shifted = [scores[s] for s in ids if kind in kinds[s]]
+        if len(shifted) >= 3:
+            labels = np.r_[np.zeros(len(clean)), np.ones(len(shifted))]
+            out[kind] = {"n": len(shifted), "auroc": float(roc_auc_score(labels, np.r_[clean, shifted]))}
     return out
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,13 @@ def _task_scores(
 def _row(task, row_name: str, classifier: str, labels: np.ndarray, scores: np.ndarray, seed: int) -> dict:
     values = classification.metrics_of(labels, scores)
     intervals = classification.bootstrap_intervals(labels, scores, seed=seed)
-    return {
+    roc = {}
+    if np.ndim(scores) == 1:  # binary: the out-of-fold ROC curve (the CSV leaves it out, the JSON and figure keep it)
+        from sklearn.metrics import roc_curve
+
+        fpr, tpr, _ = roc_curve(labels, scores)
+        roc = {"roc": {"fpr": np.round(fpr, 4).tolist(), "tpr": np.round(tpr, 4).tolist()}}
+    return roc | {
         "task": task.name,
         "features": row_name,
         "classifier": classifier,
@@ -169,6 +176,36 @@ def _auc_tests(task, labels: np.ndarray, scores: dict[str, np.ndarray], models: 
     for a, b in pairs:
         tests.append({"task": task.name, "a": a, "b": b, **classification.delong_test(labels, scores[a], scores[b])})
     return tests
+
+
+def ad_z_map(sets: dict[str, np.ndarray], models: list[str], diagnoses: list, grid: ModelGrid) -> dict:
+    """Each AAL region's mean z of the AD subjects against the CN subjects, real PET and each model's synthetic
+    PET (each against CN of its own source), and how well each model's regional z pattern follows the real one."""
+    dx = np.array([d or "" for d in diagnoses])
+    normal, disease = dx == "CN", dx == "AD"
+    if normal.sum() < 3 or disease.sum() < 1:
+        return {}
+    maps = {}
+    for source in ("real", *models):
+        values = sets[source]
+        with warnings.catch_warnings():  # regions outside every mask stay NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, sd = np.nanmean(values[normal], axis=0), np.nanstd(values[normal], axis=0, ddof=1)
+            z = np.nanmean((values[disease] - mean) / np.where(sd > 0, sd, np.nan), axis=0)
+        maps["real PET" if source == "real" else source] = z
+    real = maps["real PET"]
+    agreement_with_real = {}
+    for name in models:
+        ok = np.isfinite(real) & np.isfinite(maps[name])
+        agreement_with_real[name] = float(np.corrcoef(real[ok], maps[name][ok])[0, 1]) if ok.sum() > 2 else None
+    return {
+        "n_cn": int(normal.sum()),
+        "n_ad": int(disease.sum()),
+        "regions": features.region_order(),
+        "z": {k: [None if not np.isfinite(v) else float(v) for v in z] for k, z in maps.items()},
+        "pearson_r_with_real": agreement_with_real,
+        "grid": grid.describe(),
+    }
 
 
 def label_efficiency_rows(
@@ -380,6 +417,7 @@ def run_study(inputs: StudyInputs, settings: StudySettings, device=None) -> dict
     with timed(timings, "label-efficiency curves"):
         curve_rows, curve_messages = label_efficiency_rows(sets, models, inputs, settings)
     messages += curve_messages
+    z_map = ad_z_map(sets, models, inputs.diagnoses, inputs.grid)
     with timed(timings, "age trends"):
         trend_rows, trend_values = age_trend_rows(inputs)
         series_rows, series_messages = counterfactual_rows(inputs, device)
@@ -401,6 +439,7 @@ def run_study(inputs: StudyInputs, settings: StudySettings, device=None) -> dict
         "auc_tests": auc_tests,
         "complete_dataset": complete,
         "label_efficiency": curve_rows,
+        "ad_z_map": z_map,
         "age_trends": trend_rows,
         "age_values": trend_values,
         "counterfactual_series": series_rows,

@@ -30,7 +30,7 @@ TABLES = (
     "model_tests",
     "conventions",
 )
-FIGURES = ("classification", "label_efficiency", "age_trends", "bland_altman", "counterfactual")
+FIGURES = ("classification", "roc", "ad_z_map", "label_efficiency", "age_trends", "bland_altman", "counterfactual")
 CURVE_COLUMNS = ["task", "labelled_n", "features", "auc", "auc_low", "auc_high", "scored_per_class"]
 CURVE_COLUMNS += ["best_t1_only", "difference", "difference_low", "difference_high", "verdict"]
 COMPLETE_COLUMNS = ["task", "training", "subjects_without_pet", "acc", "mcc", "auc", "auc_low", "auc_high", "auc_gain"]
@@ -72,6 +72,49 @@ def classification_figure(rows: list[dict], path: Path) -> Path:
     ax.axvline(0.5, color="grey", lw=0.5)
     ax.set_xlabel("AUC (95 % bootstrap interval)")
     ax.set_title(f"{task}: linear SVM, nested cross-validation")
+    return save_figure(fig, path)
+
+
+def roc_figure(rows: list[dict], path: Path) -> Path:
+    """Out-of-fold ROC curves of the first binary task's main feature sets (linear SVM)."""
+    plt = pyplot()
+    binary = [r for r in rows if "roc" in r and r["classifier"] == "linear SVM"]
+    task = binary[0]["task"] if binary else "no binary task"
+    shown = [r for r in binary if r["task"] == task and not r["features"].startswith("trained on real")]
+    fig, ax = plt.subplots(figsize=(5.5, 5.2))
+    for row in shown:
+        style = ":" if row["features"] == "real PET" else "--" if row["features"] == "MRI only" else "-"
+        ax.plot(row["roc"]["fpr"], row["roc"]["tpr"], style, label=f"{row['features']} (AUC {row['auc']:.3f})")
+    ax.plot([0, 1], [0, 1], color="grey", lw=0.5)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title(f"ROC curves: {task} (out of fold)")
+    ax.legend(fontsize=6, loc="lower right")
+    return save_figure(fig, path)
+
+
+def ad_z_map_figure(z_map: dict, path: Path) -> Path:
+    """The regional AD z-map (AD against CN, per AAL region) painted on three axial slices: real PET and each model."""
+    from mri2pet_cli.space.atlas import template_maps
+    from mri2pet_cli.space.grid import ModelGrid
+
+    plt = pyplot()
+    labels = template_maps(ModelGrid.from_description(z_map["grid"])).aal
+    lookup = np.full(int(labels.max()) + 1, np.nan)
+    sources = list(z_map["z"])
+    slices = [int(labels.shape[2] * f) for f in (0.45, 0.6, 0.72)]
+    fig, axes = plt.subplots(len(sources), len(slices), figsize=(2.4 * len(slices), 2.4 * len(sources)), squeeze=False)
+    for row, source in enumerate(sources):
+        lookup[:] = np.nan
+        lookup[np.array(z_map["regions"])] = [np.nan if v is None else v for v in z_map["z"][source]]
+        painted = np.where(labels > 0, lookup[labels], np.nan)
+        for col, k in enumerate(slices):
+            image = axes[row][col].imshow(painted[:, :, k].T, origin="lower", cmap="RdBu_r", vmin=-3, vmax=3)
+            axes[row][col].axis("off")
+        r = z_map["pearson_r_with_real"].get(source)
+        axes[row][0].set_title(source + (f" (r with real {r:.2f})" if r is not None else ""), fontsize=7, loc="left")
+    fig.colorbar(image, ax=axes, shrink=0.6, label="mean z of AD against CN")
+    fig.suptitle(f"Regional AD z-map: {z_map['n_ad']} AD against {z_map['n_cn']} CN subjects", fontsize=9)
     return save_figure(fig, path)
 
 
@@ -167,6 +210,17 @@ def _image(path: Path, alt: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{html.escape(alt)}" style="max-width:100%">'
 
 
+def _z_map_html(z_map: dict, files: dict[str, Path]) -> str:
+    if not z_map:
+        return "<p class=note>Not drawn: fewer than 3 CN or no AD subjects.</p>"
+    agreement = ", ".join(f"{m} r = {fmt(r, 2)}" for m, r in z_map["pearson_r_with_real"].items())
+    return (
+        f"<p>Mean z of the {z_map['n_ad']} AD subjects against the {z_map['n_cn']} CN subjects in each AAL region, "
+        f"each source against CN of its own; agreement of each model's pattern with real PET's: {agreement}.</p>"
+        + _image(files["png:ad_z_map"], "regional AD z-map")
+    )
+
+
 def _interval(row: dict, key: str) -> str:
     return f"{fmt(row[key])} [{fmt(row[key + '_low'])}, {fmt(row[key + '_high'])}]"
 
@@ -233,6 +287,9 @@ def write_study(result: dict, out_dir: Path, *, ages: np.ndarray, diagnoses: lis
     for table in TABLES:
         write_text_atomic(_csv_text(result[table]), files[f"csv:{table}"], overwrite=overwrite)
     classification_figure(result["classification"], files["png:classification"])
+    roc_figure(result["classification"], files["png:roc"])
+    if result.get("ad_z_map"):
+        ad_z_map_figure(result["ad_z_map"], files["png:ad_z_map"])
     if result.get("label_efficiency"):
         label_efficiency_figure(result["label_efficiency"], files["png:label_efficiency"])
     age_trend_figure(result["age_values"], ages, diagnoses, files["png:age_trends"])
@@ -265,7 +322,10 @@ def _page(result: dict, files: dict[str, Path]) -> str:
 <h2>Skipped</h2><ul>{messages}</ul>
 <h2>AD classification (features: 116 AAL regional SUVRs; MRI: regional grey-matter fraction)</h2>
 {_image(files["png:classification"], "AUC of every feature set")}
+{_image(files["png:roc"], "ROC curves")}
 {_classification_html(result["classification"])}
+<h2>Regional AD z-map: does synthetic PET show the AD pattern real PET shows?</h2>
+{_z_map_html(result.get("ad_z_map") or {}, files)}
 <h2>Label-efficiency curves: synthetic PET against the best T1-only classifier</h2>
 <p>Each feature set trained on n labelled subjects (random draws stratified by class; logistic regression,
 C = 1; boosted trees for one T1 rival) and scored on the subjects not drawn; "all": cross-validation.

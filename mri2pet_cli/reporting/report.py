@@ -203,7 +203,10 @@ def key_region_section(key_rows: list[dict], record: dict) -> tuple[str, str]:
         withheld = {r["z_note"] for r in key_rows if r.get("z_note")}
         notes += [f"z {html.escape(n)}." for n in sorted(withheld)]
         if any(r.get("z_interval90") for r in key_rows):
-            notes.append("z [range]: the z of the interval's ends.")
+            notes.append(
+                "z [range]: the z of the interval's ends against the same norms. Where the range spans many units, "
+                "the model's error in the region exceeds the spread of normal values: read that z as no finding."
+            )
     elif region["name"] != "cerebellum":
         notes.append(
             "No z-scores: the model card's distribution on cognitively normal subjects is in "

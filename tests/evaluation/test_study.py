@@ -252,5 +252,12 @@ def test_study_through_the_cli_writes_html_csv_json(diagnosed_data, tmp_path, mo
     assert {"real PET", "synthetic PET: unet", "T1 + synthetic PET: unet"} <= names and len(names) == 5
     assert {r["verdict"] for r in curves if "verdict" in r} == {"too few subjects to tell"}
     assert (out / "study_label_efficiency.png").stat().st_size > 0
+    assert real["roc"]["fpr"][0] == 0 and real["roc"]["tpr"][-1] == 1  # the out-of-fold ROC curve
+    assert (out / "study_roc.png").stat().st_size > 0 and "roc" not in (out / "study_classification.csv").read_text()
+    z_map = study["ad_z_map"]
+    assert (z_map["n_cn"], z_map["n_ad"]) == (8, 8) and len(z_map["z"]["real PET"]) == 116
+    real_z = [z for z in z_map["z"]["real PET"] if z is not None]
+    assert real_z and min(real_z) < -2  # the AD half-brain drop, against CN
+    assert (out / "study_ad_z_map.png").stat().st_size > 0 and "Regional AD z-map" in (out / "study.html").read_text()
     cached = list((diagnosed_data / "mri2pet-synth").glob("unet-*/*.npy"))
     assert len(cached) == 17  # the T1-only subject's synthetic PET too
