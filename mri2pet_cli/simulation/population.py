@@ -48,6 +48,12 @@ LOW_CONTRAST_SCANNERS = {
 }
 
 
+# Only site profiles use these (sites.py): no cohort draws them by chance.
+SITE_SCANNERS = {
+    "1.5t-se": (0.32, 0.80, 1.0, 0.12, 0.90),  # spin-echo T1: low grey/white contrast
+}
+
+
 VESSEL_T1 = 1.5  # gadolinium-enhanced sinuses and veins, relative to WM
 
 
@@ -58,7 +64,7 @@ DEFAULT_VERSION = 3
 
 
 def scanner_contrast(name: str) -> tuple[float, ...]:
-    return SCANNERS.get(name) or LOW_CONTRAST_SCANNERS[name]
+    return SCANNERS.get(name) or LOW_CONTRAST_SCANNERS.get(name) or SITE_SCANNERS[name]
 
 
 @dataclass
