@@ -199,9 +199,11 @@ def key_region_section(key_rows: list[dict], record: dict) -> tuple[str, str]:
     region = record.get("reference_region", {"name": "cerebellum"})
     if has_z:
         first = next(r for r in key_rows if "norm" in r)
-        notes.append(f"z: against {html.escape(first.get('cn_source', ''))}; {html.escape(first['norm'])}.")
+        source = html.escape(first.get("cn_source", ""))
+        if any(r.get("z") is not None for r in key_rows):
+            notes.append(f"z: against {source}; {html.escape(first['norm'])}.")
         withheld = {r["z_note"] for r in key_rows if r.get("z_note")}
-        notes += [f"z {html.escape(n)}." for n in sorted(withheld)]
+        notes += [f"z {html.escape(n)} (norms: {source})." for n in sorted(withheld)]
         if any(r.get("z_interval90") for r in key_rows):
             notes.append(
                 "z [range]: the z of the interval's ends against the same norms. Where the range spans many units, "
