@@ -204,7 +204,9 @@ def final_model(run_dir: Path, model_name: str, epoch: int, best: bool):
 
 def adapted_card(base_card: dict, base_files, records: list, validation: dict, data) -> dict:
     """The base card, with what adaptation changed and measured; norms only where the local CN subjects give them."""
-    card = {k: v for k, v in base_card.items() if k not in ("sha256", "size_bytes", "file", "name", "cn_reference")}
+    # the base's own figures describe the base: kept under adaptation, not as these weights' test metrics
+    base_only = ("sha256", "size_bytes", "file", "name", "cn_reference", "test_metrics", "training")
+    card = {k: v for k, v in base_card.items() if k not in base_only}
     local_cn = [r for r in records if (r.diagnosis or "").upper() == "CN"]
     card |= {
         "version": __version__,
@@ -216,7 +218,13 @@ def adapted_card(base_card: dict, base_files, records: list, validation: dict, d
             "local_data": str(Path(data).resolve()),
             "local_data_sha256": data_fingerprint(records),
             "local_validation": validation,
+            "base_test_metrics": base_card.get("test_metrics"),
+            "base_training": base_card.get("training"),
         },
+        "limitations": (
+            "Fine-tuned on a site's own pairs: its local validation figures above are the only measure of how "
+            "it does there. The base model's limitations hold too: " + str(base_card.get("limitations", ""))
+        ),
         "cn_reference_note": (
             f"no z-score norms: adapted weights need their own, from at least 10 local CN subjects "
             f"(participants.tsv diagnosis); {len(local_cn)} here"

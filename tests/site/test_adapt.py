@@ -65,6 +65,7 @@ def test_adapt_resumes_after_a_kill_and_exports_a_better_model(lab, monkeypatch)
     validation = adaptation["local_validation"]
     assert validation["scheme"].startswith("5-fold") and validation["adapted_mae"] < validation["base_mae"]
     assert "adapted unet on 6 local pairs" in result.output
+    assert "test_metrics" not in card and "base_test_metrics" in adaptation  # the base's figures are not these
     model, loaded_card, _ = load_model("unet", str(out / "unet.pt"))  # what synthesize --weights does: hash-checked
     assert loaded_card["sha256"] == card["sha256"] and model.config() == {"base": 4, "levels": 2} | model.config()
 
