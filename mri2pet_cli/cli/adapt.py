@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from mri2pet_cli.cli.app import Jobs, Overwrite, app, optional_file, reports_errors
+from mri2pet_cli.cli.app import Jobs, ModelName, Overwrite, app, optional_file, reports_errors
 
 
 @app.command()
 @reports_errors
 def adapt(
-    model: Annotated[str, typer.Option(metavar="MODEL", help="Registered model name (see `mri2pet models list`).")],
+    model: ModelName,
     data: Annotated[
         Path, typer.Option(metavar="DIR", help="Your site's paired T1 / PET subjects (BIDS-like, as for `train`).")
     ],

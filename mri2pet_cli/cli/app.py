@@ -99,6 +99,7 @@ SHARD_HELP = (
 
 # Options several commands share, declared once (Typer reads Annotated aliases).
 Inputs = Annotated[list[Path], typer.Argument(help=INPUTS_HELP, metavar="INPUT...")]
+ModelName = Annotated[str, typer.Option(metavar="MODEL", help="Registered model name (see `mri2pet models list`).")]
 Jobs = Annotated[int, typer.Option(min=1, metavar="N", help="Parallel worker processes.")]
 Overwrite = Annotated[bool, typer.Option(help="Replace existing files.")]
 QcMode = Annotated[str, typer.Option(metavar="strict|warn", help=QC_HELP)]

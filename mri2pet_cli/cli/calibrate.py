@@ -8,14 +8,14 @@ from typing import Annotated
 
 import typer
 
-from mri2pet_cli.cli.app import Jobs, Overwrite, app, optional_file, reports_errors
+from mri2pet_cli.cli.app import Jobs, ModelName, Overwrite, app, optional_file, reports_errors
 from mri2pet_cli.console import say
 
 
 @app.command()
 @reports_errors
 def calibrate(
-    model: Annotated[str, typer.Option(metavar="MODEL", help="Registered model name (see `mri2pet models list`).")],
+    model: ModelName,
     data: Annotated[
         Path,
         typer.Option(

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mri2pet_cli.cli.app import app, optional_file, reports_errors
+from mri2pet_cli.cli.app import ModelName, app, optional_file, reports_errors
 from mri2pet_cli.cli.common import print_metrics_table
 from mri2pet_cli.console import say
 from mri2pet_cli.errors import Mri2PetError
@@ -16,7 +16,7 @@ from mri2pet_cli.errors import Mri2PetError
 @app.command()
 @reports_errors
 def train(
-    model: Annotated[str, typer.Option(metavar="MODEL", help="Registered model name (see `mri2pet models list`).")],
+    model: ModelName,
     data: Annotated[
         Path, typer.Option(metavar="DIR", help="Dataset: BIDS-like as `simulate` writes it, or preprocessed.")
     ],
