@@ -55,9 +55,9 @@ def run_until_stopped(options: TrainOptions, max_epochs: int, patience: int | No
     """Train epoch by epoch (resuming the run folder) until ``max_epochs``, or ``patience`` epochs without a
     better validation MAE; the history."""
     history: list[dict] = []
-    checkpoint = Path(options.run_dir) / "summary.json"
-    if checkpoint.exists():
-        history = json.loads(checkpoint.read_text())["history"]
+    summary_path = Path(options.run_dir) / "summary.json"  # a finished (or earlier) call's epochs
+    if summary_path.exists():
+        history = json.loads(summary_path.read_text())["history"]
     while len(history) < max_epochs:
         if patience is not None and history:
             best = int(np.argmin([h["val_mae"] for h in history]))
