@@ -146,7 +146,7 @@ def variety_aurocs(args, reference: dict) -> dict:
 
 def regional(folder: Path, ids: list[str], args) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(real, synthetic) regional SUVR arrays (subjects, regions) over the key regions and AAL regions."""
-    from mri2pet_cli.site.calibration import regional_suvr
+    from mri2pet_cli.site.calibration import regional_arrays, regional_suvr
     from mri2pet_cli.space.atlas import template_maps
     from mri2pet_cli.space.grid import default_grid
 
@@ -154,8 +154,7 @@ def regional(folder: Path, ids: list[str], args) -> tuple[np.ndarray, np.ndarray
     labels = template_maps(default_grid()).aal
     real = [regional_suvr(arrays.pet[i], labels, arrays.mask[i]) for i in range(len(ids))]
     synth = [regional_suvr(suvr[i], labels, arrays.mask[i]) for i in range(len(ids))]
-    keys = [k for k in real[0] if all(k in r for r in real + synth)]
-    return np.array([[r[k] for k in keys] for r in real]), np.array([[s[k] for k in keys] for s in synth]), keys
+    return regional_arrays(real, synth)
 
 
 def part_coverage(args) -> dict:

@@ -178,10 +178,8 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
     from mri2pet_cli.site.calibration import calibration_for
     from mri2pet_cli.site.familiarity import familiarity_path_for, load_reference
 
-    site = {
-        "calibration": calibration_for(loaded[2], loaded[1], options.calibration),
-        "familiarity": load_reference(familiarity_path_for(Path(loaded[2].weights))),
-    }
+    calibration = calibration_for(loaded[2], loaded[1], options.calibration)
+    reference = load_reference(familiarity_path_for(Path(loaded[2].weights)))
     reused = reused_preprocessing(subject, options)
     try:
         pre = reused or preprocess(subject.t1, pet_path=subject.pet, skull_strip=options.skull_strip, qc=options.qc)
@@ -190,6 +188,7 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
         save_refusal_qc(exc, out_dir, sid)
         raise
     timings.update({f"preprocess.{k}": v for k, v in pre.timings.items()})
+    site = site_fields(pre, calibration, reference, options.ref_region)  # one T1: the same for every age
     device = resolve_device(options.device)
     native_img = open_volume(subject.t1, what="T1")  # its header and affine go on the native-space PET
     if not series:
@@ -224,15 +223,15 @@ def _interval_note(intervals: dict | None) -> str:
     return "interval90_suvr in the region table: +- half-width of a 90 % interval, per-region factors from the card"
 
 
-def site_fields(pet, pre, labels, site: dict, region: str) -> tuple[dict | None, dict, dict]:
+def site_fields(pre, calibration: dict | None, reference: dict | None, region: str) -> tuple[dict | None, dict, dict]:
     """(AAL half-widths for the region table, key-region half-widths, the record's ``calibration`` and
     ``familiarity``) from the calibration and familiarity reference found for these weights."""
     from mri2pet_cli.site.familiarity import familiarity, t1_features
+    from mri2pet_cli.space.atlas import template_maps
 
-    calibration, reference = site["calibration"], site["familiarity"]
     fields: dict = {}
     if reference is not None:
-        fields["familiarity"] = familiarity(t1_features(pre.t1, pre.mask, labels), reference)
+        fields["familiarity"] = familiarity(t1_features(pre.t1, pre.mask, template_maps(pre.grid).aal), reference)
     else:
         fields["familiarity"] = {"verdict": None, "note": "no familiarity reference ships with these weights"}
     if calibration is None:
@@ -323,7 +322,7 @@ def _synthesize_one(subject, pre, native_img, loaded, site, out_dir, options, de
         what_std = f"mri2pet {__version__} sample std SUVR, model {options.model}"
         save_volume(grid_to_native(std_grid, pre), paths["std_native"], like=native_img, description=what_std, **write)
         save_volume(std_grid, paths["std_mni"], affine=grid_affine, description=what_std, **write)
-    conformal, key_widths, site_record = site_fields(pet, pre, labels, site, region)
+    conformal, key_widths, site_record = site
     intervals = conformal if conformal is not None else intervals
     native_per_mni = 1.0 / abs(float(np.linalg.det(pre.native_to_mni[:3, :3])))
     rows = roi_table(pet, labels, pre.mask, pre.grid, native_per_mni, intervals)

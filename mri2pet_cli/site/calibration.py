@@ -56,11 +56,15 @@ def paired_regional_values(model, card: dict, records: list, device, progress=No
     return ids, real, synthetic
 
 
+def regional_arrays(real: list[dict], synthetic: list[dict]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(real, synthetic) as (subjects, regions) arrays over the region keys every subject has, and those keys."""
+    keys = [k for k in real[0] if all(k in r and k in s for r, s in zip(real, synthetic))]
+    return np.array([[r[k] for k in keys] for r in real]), np.array([[s[k] for k in keys] for s in synthetic]), keys
+
+
 def fit_calibration(real: list[dict], synthetic: list[dict], coverage: float = 0.90) -> dict[str, float]:
     """Half-width per region key present in every subject."""
-    keys = [k for k in real[0] if all(k in r and k in s for r, s in zip(real, synthetic))]
-    real_arr = np.array([[r[k] for k in keys] for r in real])
-    synth_arr = np.array([[s[k] for k in keys] for s in synthetic])
+    real_arr, synth_arr, keys = regional_arrays(real, synthetic)
     widths = regional_half_widths(real_arr, synth_arr, coverage=coverage)
     return {k: float(w) for k, w in zip(keys, widths) if np.isfinite(w)}
 
