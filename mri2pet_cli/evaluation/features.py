@@ -11,68 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from mri2pet_cli.space.atlas import aal_names, roi_means
-
-GM_MIXTURE_SEED = 0
-GM_MIXTURE_SAMPLES = 20_000  # voxels drawn to fit the mixture; the posterior is then computed for all
-
-
-def region_order() -> list[int]:
-    """AAL label values in the order of the feature columns."""
-    return sorted(aal_names())
+from mri2pet_cli.space.atlas import aal_names
+from mri2pet_cli.space.tissue import (  # noqa: F401 (re-exported: the study's features)
+    region_order,
+    regional_values,
+    tissue_fractions,
+    tissue_mixture,
+    tissue_probabilities,
+)
 
 
 def region_feature_names(prefix: str) -> list[str]:
     return [f"{prefix}:{aal_names()[v]}" for v in region_order()]
-
-
-def regional_values(volume: np.ndarray, labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Mean of ``volume`` in each AAL region inside ``mask``; NaN where a region has no voxel."""
-    means = roi_means(volume, labels, mask > 0)
-    return np.array([means.get(v, np.nan) for v in region_order()], dtype=np.float64)
-
-
-def tissue_mixture(t1: np.ndarray, mask: np.ndarray):
-    """A 3-class Gaussian mixture fitted to a seeded sample of the T1's intensities inside the mask; with the
-    mask and all the intensities inside it (a column)."""
-    from sklearn.mixture import GaussianMixture
-
-    inside = mask > 0
-    values = t1[inside].astype(np.float64).reshape(-1, 1)
-    rng = np.random.default_rng(GM_MIXTURE_SEED)
-    sample = values[rng.choice(len(values), size=min(GM_MIXTURE_SAMPLES, len(values)), replace=False)]
-    start = np.percentile(sample, [10, 50, 90]).reshape(-1, 1)
-    return GaussianMixture(3, means_init=start, random_state=GM_MIXTURE_SEED).fit(sample), inside, values
-
-
-def tissue_probabilities(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSF, grey- and white-matter posteriors of a 3-class Gaussian mixture on the T1 inside the mask
-    (classes by their mean intensity: dark, middle, bright), 0 outside."""
-    mixture, inside, values = tissue_mixture(t1, mask)
-    posterior = mixture.predict_proba(values)
-    out = []
-    for component in np.argsort(mixture.means_.ravel()):
-        probability = np.zeros(t1.shape, dtype=np.float32)
-        probability[inside] = posterior[:, component]
-        out.append(probability)
-    return out[0], out[1], out[2]
-
-
-def tissue_fractions(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSF, grey- and white-matter *fractions* of each voxel (partial volume): the mixture's three class means,
-    then linear unmixing between the two neighbouring means (CSF-GM below the GM mean, GM-WM above), 0 outside.
-    Two tissues per voxel at most: grey matter lost to CSF beside white matter is not seen as a loss."""
-    mixture, inside, values = tissue_mixture(t1, mask)
-    dark, middle, bright = np.sort(mixture.means_.ravel())
-    x = np.clip(values[:, 0], dark, bright)
-    gm = np.where(x <= middle, (x - dark) / (middle - dark), (bright - x) / (bright - middle))
-    csf = np.where(x <= middle, 1.0 - gm, 0.0)
-    out = []
-    for fraction in (csf, gm, 1.0 - gm - csf):
-        volume = np.zeros(t1.shape, dtype=np.float32)
-        volume[inside] = fraction
-        out.append(volume)
-    return out[0], out[1], out[2]
 
 
 def grey_matter_probability(t1: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -90,4 +40,3 @@ def t1_tissue_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> 
     measure it (grey matter lost, CSF gained), from one mixture fit."""
     csf, gm, _ = tissue_probabilities(t1, mask)
     return np.concatenate([regional_values(gm, labels, mask), regional_values(csf, labels, mask)])
-

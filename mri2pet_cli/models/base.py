@@ -27,8 +27,16 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
     def config(self) -> dict:
         """Keyword arguments that rebuild this model (stored with the weights)."""
 
-    def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
-        """Called once with the training set (N, 1, D, H, W) before training starts; most models ignore it."""
+    def fit_data_statistics(
+        self,
+        t1: torch.Tensor,
+        pet: torch.Tensor,
+        mask: torch.Tensor,
+        age: np.ndarray | None = None,
+        diagnosis: list[str | None] | None = None,
+    ) -> None:
+        """Called once with the training set (N, 1, D, H, W; ages in years, NaN unknown; diagnoses where the
+        participants table has them) before training starts; most models ignore it."""
 
     def before_training(self) -> None:
         """Called once before the first epoch, after any initial weights are loaded: a model refuses here a

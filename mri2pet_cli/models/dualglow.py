@@ -60,11 +60,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mri2pet_cli.console import stage
 from mri2pet_cli.errors import Mri2PetError
+from mri2pet_cli.models.age_effect import DEFAULT_PET_FWHM_MM, PairsAgeModel, fit_pairs_age_model
 from mri2pet_cli.models.base import Synthesizer
 from mri2pet_cli.models.flows import (
     GradientReversal,
@@ -77,10 +80,13 @@ from mri2pet_cli.models.flows import (
 )
 from mri2pet_cli.models.registry import register
 from mri2pet_cli.models.unet import build_unet_layers, unet_forward
+from mri2pet_cli.space.atlas import template_maps
+from mri2pet_cli.space.grid import default_grid
 
 AGE_BINS = (60.0, 70.0, 80.0, 90.0)
 AGE_CENTER, AGE_SPREAD = 70.0, 10.0
 AGE_SLOPE_LR_SCALE = 10.0
+MIN_PAIRS_FOR_AGE = 10
 
 
 def full_size_config() -> dict:
@@ -170,6 +176,8 @@ class DualGlow(Synthesizer):
         masked_likelihood: bool = False,
         log_std_limit: float = 0.0,
         select_by: str = "val_mae",
+        mean_age: str = "learned",
+        pet_fwhm_mm: float = DEFAULT_PET_FWHM_MM,
     ) -> None:
         super().__init__()
         self._config = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
@@ -227,8 +235,15 @@ class DualGlow(Synthesizer):
         # v4: SUVR change per decade of age with the anatomy fixed, stored in the weights (grid-shaped)
         self.age_only_effect = age_only_effect
         self.register_buffer("age_only_slope", torch.zeros(0))
+        # v6: the mean's age path fitted from the training pairs (models/age_effect.py), a flat vector
+        if mean_age not in ("learned", "pairs"):
+            raise ValueError("mean_age must be 'learned' (a per-voxel slope, v3-v5) or 'pairs' (v6)")
+        if mean_age == "pairs" and mean_network != "unet":
+            raise ValueError("mean_age 'pairs' shifts the conditional mean: it needs mean_network 'unet'")
+        self.mean_age, self.pet_fwhm_mm = mean_age, pet_fwhm_mm
+        self.register_buffer("pairs_age", torch.zeros(0, dtype=torch.float64))
 
-    def fit_data_statistics(self, t1: torch.Tensor, pet: torch.Tensor, mask: torch.Tensor) -> None:
+    def fit_data_statistics(self, t1, pet, mask, age=None, diagnosis=None) -> None:
         self.t1_mean = (t1 * mask).mean(dim=0, keepdim=True).to(self.t1_mean.dtype)
         self.pet_mean = (pet * mask).mean(dim=0, keepdim=True).to(self.pet_mean.dtype)
         top = (1, self.flow_p.latent_channels[-1], *(n // 2**self.levels for n in pet.shape[2:]))
@@ -237,9 +252,66 @@ class DualGlow(Synthesizer):
             shape = (1, self.flow_p.latent_channels[i], *(n // 2 ** (i + 1) for n in pet.shape[2:]))
             slope.data = torch.zeros(shape, device=slope.device, dtype=slope.dtype)
         if self.mean_net is not None:
-            self.mean_age_slope.data = torch.zeros((1, 1, *pet.shape[2:]), device=pet.device, dtype=pet.dtype)
+            if self.mean_age == "learned":
+                self.mean_age_slope.data = torch.zeros((1, 1, *pet.shape[2:]), device=pet.device, dtype=pet.dtype)
             if self.mean_init:
                 self._init_mean_from(self.mean_init)
+        if self.mean_age == "pairs":
+            self._pairs_fit = self._fit_pairs_age(t1, pet, mask, age, diagnosis)
+            if self._pairs_fit is not None:
+                self.pairs_age = self._pairs_fit.to(self.pairs_age.device)
+
+    def _fit_pairs_age(self, t1, pet, mask, age, diagnosis) -> torch.Tensor | None:
+        """v6: the age path learned from the training pairs (T1, PET, age, and diagnosis where known); None
+        with fewer than ``MIN_PAIRS_FOR_AGE`` aged pairs (``before_training`` decides)."""
+        ages = np.full(t1.shape[0], np.nan) if age is None else np.asarray(age, dtype=np.float64)
+        self._aged_pairs = int(np.isfinite(ages).sum())
+        if self._aged_pairs < MIN_PAIRS_FOR_AGE:
+            return None
+        labels = self._grid_labels(t1.shape[2:])
+        arrays = [v[:, 0].float().cpu().numpy() for v in (t1, pet, mask)]
+        fitted = fit_pairs_age_model(*arrays, ages, diagnosis, labels, default_grid().spacing, fwhm_mm=self.pet_fwhm_mm)
+        return torch.from_numpy(fitted.to_vector())
+
+    def _settle_pairs_age(self) -> None:
+        """v6: this run's own pairs give the age path; with too few aged pairs, initial weights' path is kept."""
+        fitted = getattr(self, "_pairs_fit", None)
+        if fitted is not None:
+            self.pairs_age = fitted.to(self.pairs_age.device)  # over what initial weights carried
+        elif self.pairs_age.numel():
+            stage(
+                f"dual-glow: {getattr(self, '_aged_pairs', 0)} training pairs have an age "
+                f"({MIN_PAIRS_FOR_AGE} needed to learn the age path): keeping the initial weights' age path"
+            )
+        else:
+            raise Mri2PetError(
+                f"mean_age 'pairs' learns the age effect from the pairs' ages: {getattr(self, '_aged_pairs', 0)} "
+                f"training pairs have an age ({MIN_PAIRS_FOR_AGE} needed)"
+            )
+
+    @staticmethod
+    def _grid_labels(shape) -> np.ndarray:
+        grid = default_grid()
+        if tuple(shape) != tuple(grid.shape):
+            raise Mri2PetError(f"mean_age 'pairs' segments on the model grid {grid.shape}; these images are {shape}")
+        return template_maps(grid).aal
+
+    def _pairs_age_shift(self, t1: torch.Tensor, mask: torch.Tensor, age: dict[str, torch.Tensor]) -> torch.Tensor:
+        """v6: each subject's age-only map per decade x (age - the age its T1 looks) / 10; 0 where the age is
+        unknown. Computed on the CPU from the T1 (a segmentation and one blur, about 0.2 s a subject)."""
+        fitted = PairsAgeModel.from_vector(self.pairs_age.cpu().numpy())
+        labels = self._grid_labels(t1.shape[2:])
+        shifts = []
+        for i in range(t1.shape[0]):
+            if not bool(age["known"][i]):
+                shifts.append(np.zeros(t1.shape[2:], dtype=np.float32))
+                continue
+            per_decade, looks = fitted.subject_terms(
+                t1[i, 0].detach().float().cpu().numpy(), mask[i, 0].cpu().numpy(), labels, default_grid().spacing
+            )
+            decades = float(age["scaled"][i]) - (looks - AGE_CENTER) / AGE_SPREAD
+            shifts.append(per_decade * decades)
+        return torch.from_numpy(np.stack(shifts)[:, None]).to(device=t1.device, dtype=t1.dtype)
 
     def _init_mean_from(self, name: str) -> None:
         """Start the mean network from a registered model's shipped weights (a U-Net of the same size).
@@ -256,6 +328,15 @@ class DualGlow(Synthesizer):
             raise Mri2PetError(f"{files.weights}: not a U-Net of the mean network's size ({str(exc)[:100]})") from None
 
     def before_training(self) -> None:
+        if self.mean_age == "pairs":
+            self._settle_pairs_age()
+        if self.mean_init and not self.mean_trainable and self.mean_net is not None:
+            # the frozen mean is the named model's shipped weights, also when the run starts from weights
+            # that carry an older copy (the flows then learn the residual around today's mean)
+            self._init_mean_from(self.mean_init)
+        if not self.age_only_effect and self.age_only_slope.numel():
+            stage("dual-glow: dropping the initial weights' age-only map (measured on the simulator; v4/v5)")
+            self.age_only_slope = torch.zeros(0, device=self.age_only_slope.device)
         if self.age_only_effect and not self.age_only_slope.numel():
             raise Mri2PetError(
                 "age_only_effect: the age-only map is not measured by training (it came from the simulator, which "
@@ -265,7 +346,8 @@ class DualGlow(Synthesizer):
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         # these have the training grid's shape, known only from the weights; .data keeps the parameter
         # object, so an optimizer built before loading still holds it
-        names = ("t1_mean", "pet_mean", "age_slope", "age_only_slope")
+        state_dict.setdefault(prefix + "pairs_age", torch.zeros(0, dtype=torch.float64))  # weights before v6
+        names = ("t1_mean", "pet_mean", "age_slope", "age_only_slope", "pairs_age")
         names += ("mean_age_slope",) if self.mean_net is not None else ()
         sized = {name: getattr(self, name) for name in names}
         sized |= {f"age_slopes.{i}": slope for i, slope in enumerate(self.age_slopes)}
@@ -321,6 +403,14 @@ class DualGlow(Synthesizer):
                 "masked_likelihood": "v5: latents and log-determinants count only at latent positions whose block "
                 "touches the brain mask; bits/dim per brain voxel (the background is 61 % of the grid)",
                 "log_std_limit": "v5: prior log-std soft-clamped, L tanh(s / L) (0: none)",
+                "mean_age": "v6 'pairs': the conditional mean is m(T1) + A(T1) x (age - a(T1)) / 10, both learned "
+                "from the training pairs alone (models/age_effect.py): A(T1) is the subject's own tissue (3-class "
+                "mixture of its T1, grey matter split by AAL region) painted with each compartment's uptake change "
+                "per decade and blurred by the stated PET PSF (pet_fwhm_mm), the changes fitted by a partial-volume "
+                "(GTM) regression of the pairs' uptakes on age with diagnosis covariates; a(T1) is the age the T1 "
+                "looks (ridge on regional grey matter), because the T1-only U-Net already predicts the PET of that "
+                "age. With the T1 fixed, --age moves the PET by A(T1) per decade; --scan-age S --age A conditions "
+                "the flows on S and the mean on A. 'learned' (v3-v5): a per-voxel slope learned by gradient",
                 "select_by": "v5 'val_nll': the run keeps the epoch with the lowest validation bits per brain "
                 "voxel (T = 0, no dequantisation noise); 'val_mae' (v1-v4): the lowest validation MAE",
             },
@@ -365,6 +455,8 @@ class DualGlow(Synthesizer):
             return self.pet_mean
         with torch.set_grad_enabled(self.mean_trainable and torch.is_grad_enabled()):
             mean = unet_forward(self.mean_net, t1, self.mean_levels)
+        if self.pairs_age.numel():
+            mean = mean + self._pairs_age_shift(t1, mask, age)
         return self._shift_by_age(mean, age, self.mean_age_slope) * mask
 
     def _age_inputs(self, age: torch.Tensor | None, batch: int, device, drop: bool) -> dict[str, torch.Tensor]:
@@ -503,7 +595,7 @@ class DualGlow(Synthesizer):
         return losses
 
     def supports_scan_age(self) -> bool:
-        return bool(self.age_only_slope.numel())
+        return bool(self.age_only_slope.numel() or self.pairs_age.numel())
 
     def _age_only_shift(self, age, scan_age) -> torch.Tensor:
         """The measured age-only change from the scan age to ``age``."""
@@ -526,9 +618,14 @@ class DualGlow(Synthesizer):
         x_m = self._to_flow(t1 * mask, self.t1_mean, self.t1_scale, dequantize=False)
         z_m, _ = self.flow_m(x_m)
         priors, _ = self._priors(z_m, age_in)
-        centre = self._pet_centre(t1 * mask, mask, age_in)
-        if scan_age is not None:
-            centre = centre + self._age_only_shift(age, scan_age) * mask
+        if scan_age is not None and self.pairs_age.numel():  # v6: m(T1, age) moves by the age-only map
+            if age is None or not bool(torch.isfinite(age).all()):
+                raise Mri2PetError("an age-only change needs both the age of the PET and the age at the scan")
+            centre = self._pet_centre(t1 * mask, mask, self._age_inputs(age, t1.shape[0], t1.device, drop=False))
+        else:
+            centre = self._pet_centre(t1 * mask, mask, age_in)
+            if scan_age is not None:
+                centre = centre + self._age_only_shift(age, scan_age) * mask
         draws = [self._decode(priors, centre, mask, temperature, generator) for _ in range(samples)]
         if samples == 1:
             return draws[0], None

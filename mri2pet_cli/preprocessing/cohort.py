@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ class Arrays:
     mask: np.ndarray
     pet: np.ndarray
     age: np.ndarray  # NaN where unknown
+    diagnosis: list[str | None] = field(default_factory=list)  # empty where not loaded from records
 
 
 def _cached_ids(folder: Path) -> list[str]:
@@ -120,6 +121,7 @@ def load_arrays(records: list[Record]) -> Arrays:
         mask=np.stack([i.mask for i in items]).astype(np.float32),
         pet=np.stack([np.full(i.t1.shape, np.nan) if i.pet is None else i.pet for i in items]).astype(np.float32),
         age=np.array([np.nan if r.age is None else r.age for r in records], dtype=np.float32),
+        diagnosis=[r.diagnosis for r in records],
     )
 
 
@@ -207,7 +209,10 @@ def check_split_cohort(expected: dict, data_dir: str | Path, split_path: Path) -
 
 def subset(arrays: Arrays, ids: list[str]) -> Arrays:
     pick = [arrays.ids.index(i) for i in ids]
-    return Arrays([arrays.ids[i] for i in pick], arrays.t1[pick], arrays.mask[pick], arrays.pet[pick], arrays.age[pick])
+    diagnosis = [arrays.diagnosis[i] for i in pick] if arrays.diagnosis else []
+    return Arrays(
+        [arrays.ids[i] for i in pick], arrays.t1[pick], arrays.mask[pick], arrays.pet[pick], arrays.age[pick], diagnosis
+    )
 
 
 def check_split_present(split: dict, parts: tuple[str, ...], by_id: dict, data: str) -> None:

@@ -125,7 +125,11 @@ def build_run_model(options: TrainOptions, state: dict | None, data: RunData, de
             progress.runs.append(run_record(options, data, progress.start_epoch, resumed=True))
         return options, model, optimizers, progress
     volumes = (data.train.t1, data.train.pet, data.train.mask)
-    model.fit_data_statistics(*(torch.from_numpy(v[:, None]).to(device) for v in volumes))
+    model.fit_data_statistics(
+        *(torch.from_numpy(v[:, None]).to(device) for v in volumes),
+        age=data.train.age,
+        diagnosis=data.train.diagnosis or None,
+    )
     if initial:
         provenance["new_parameters"] = load_state(
             model, initial, options.init_weights, architecture=options.model, partial=True
