@@ -77,6 +77,7 @@ def pairs_only_reference(data: Path, split: dict, fwhms: list[float]) -> dict:
     from mri2pet_cli.models.age_effect import fit_pairs_age_effect, subject_uptakes
     from mri2pet_cli.simulation.cohort import subject_paths
     from mri2pet_cli.simulation.counterfactual import counterfactual_suvr
+    from mri2pet_cli.simulation.population import atrophy_severity
 
     grid = default_grid()
     labels = template_maps(grid).aal
@@ -102,18 +103,19 @@ def pairs_only_reference(data: Path, split: dict, fwhms: list[float]) -> dict:
     estimates["naive: regional SUVR on age + diagnosis"] = [naive] * len(test_ids)
     hidden = [truth_subject(data, s) for s in train_ids]
     adjust = [np.array([h.brain_age for h in hidden]) / 10.0, np.array([h.severity for h in hidden])]
+    adjust.append(np.array([atrophy_severity(h) for h in hidden]))  # v3 draws the anatomy's severity apart
     oracle = {
         k: linear_age_slope(np.array([o[k] for o in observed_train]), train.age, dummies + adjust)
         for k in TARGET_REGIONS
     }
-    estimates["oracle: regional SUVR on age + hidden brain age and severity"] = [oracle] * len(test_ids)
+    estimates["oracle: regional SUVR on age + hidden brain age and severities"] = [oracle] * len(test_ids)
 
-    def gtm_estimate(name: str, t1s, fwhm_of) -> None:
+    def gtm_estimate(name: str, t1s, fwhm_of, pairs: np.ndarray | None = None) -> None:
+        use = np.arange(len(train_ids)) if pairs is None else pairs
         uptakes = np.stack([
-            subject_uptakes(t1s[i], train.pet[i], train.mask[i], labels, fwhm_of(i), grid.spacing)
-            for i in range(len(train_ids))
+            subject_uptakes(t1s[i], train.pet[i], train.mask[i], labels, fwhm_of(i), grid.spacing) for i in use
         ])  # fmt: skip
-        effect = fit_pairs_age_effect(uptakes, train.age, dx, fwhm_of(0))
+        effect = fit_pairs_age_effect(uptakes, train.age[use], [dx[i] for i in use], fwhm_of(0))
         estimates[name] = [
             regional(effect.per_decade_map(test.t1[i], test.mask[i], labels, grid.spacing), test.mask[i], labels)
             for i in range(len(test_ids))
@@ -122,6 +124,11 @@ def pairs_only_reference(data: Path, split: dict, fwhms: list[float]) -> dict:
 
     for fwhm in fwhms:
         gtm_estimate(f"pairs only: GTM, T1 segmented, stated PSF {fwhm:g} mm", train.t1, lambda i, f=fwhm: f)
+    # what a lab's fine-tuning on 40 pairs re-learns (DUAL-GLOW v6 refits its age path on the run's pairs)
+    forty = np.sort(np.random.default_rng(0).choice(len(train_ids), size=min(40, len(train_ids)), replace=False))
+    gtm_estimate(
+        f"pairs only, 40 pairs: GTM, T1 segmented, stated PSF {fwhms[0]:g} mm", train.t1, lambda i: fwhms[0], forty
+    )
     truth_t1 = [nib.load(str(subject_paths(data, s)["truth_t1"])).get_fdata(dtype=np.float32) for s in train_ids]
     psf = [h.psf_fwhm_mm for h in hidden]
     gtm_estimate("known maps: GTM, noise-free simulated T1, true PSF", truth_t1, lambda i: psf[i])

@@ -52,6 +52,13 @@ choice down, about 110 lines of the file.)
   explode; the flows stay exact.
   ``select_by="val_nll"``: the training run keeps the epoch with the best validation likelihood (bits per
   brain voxel at T = 0, no dequantisation noise) instead of the best validation MAE.
+- v6 (the DUAL-GLOW issue), ``mean_age="pairs"``: the mean's age path is learned from the training pairs
+  alone (``models/age_effect.py``), never from the simulator: m(T1, age) = U-Net(T1) + A(T1) x (age - a(T1))
+  / 10, where A(T1) is the subject's own tissue painted with each compartment's uptake change per decade (a
+  partial-volume regression over the pairs, PET PSF ``pet_fwhm_mm``) and a(T1) the age the T1 looks. With the
+  T1 fixed, ``--age`` moves the PET by A(T1) per decade: the age-only effect as pairs can estimate it.
+  Each training run refits it on its own pairs (>= 10 with an age; fewer keep the initial weights' path),
+  and the v4/v5 simulator-measured map is dropped from initial weights.
 - Paper size: 4 levels x 16 steps on V100s. Default here (2 CPU cores): 3 levels x 4 steps, width 32;
   ``full_size_config()`` gives the paper's.
 """
@@ -87,6 +94,37 @@ AGE_BINS = (60.0, 70.0, 80.0, 90.0)
 AGE_CENTER, AGE_SPREAD = 70.0, 10.0
 AGE_SLOPE_LR_SCALE = 10.0
 MIN_PAIRS_FOR_AGE = 10
+
+
+# What the authors' TensorFlow release (github.com/haolsun/dual-glow, master, 2019-09) does for each of the
+# card's choices, read from its model.py, utils.py, tfops.py and train.py (the card's "authors' release" column).
+AUTHORS_RELEASE = {
+    "intensities": "volumes scaled offline to [0, 1] (1st-99th percentile), then x - 0.5; U(0, 1/256) "
+    "dequantisation noise in training; no mean image subtracted",
+    "age_input": "one continuous value (age / 100) added through a zero-initialised linear map; no embedding, "
+    "no 'age unknown', no condition dropout",
+    "age_slope": "yes: (W y + b) exp(3 logs), zero-initialised, added to every PET prior mean (per channel, not "
+    "per voxel)",
+    "t1_context": "each PET prior reads the same level's MRI latent through one 5x5x5 convolution (added to the "
+    "mean only); no gradient reversal or discriminator on it in the release",
+    "age_classes": "regression, not bins: an L2 loss (weight 0.01) of a small convolutional regressor on the "
+    "whole PET latent; the development branch also had reversed L1 regressors on the MRI levels",
+    "coupling_scale": "sigmoid(h + 2)",
+    "squeeze": "Glow's space-to-depth squeeze; 1x1x1 convolution from a random orthogonal matrix, not LU",
+    "precision": "float32 throughout (the 1x1x1 log-determinant in float64)",
+    "age_levels": "every PET prior (split and top) gets the age; the MRI flow does not",
+    "top_reads_top_t1": "yes",
+    "mean_network": "none: the flows model the images themselves",
+    "age_only_effect": "none",
+    "mean_age": "none: the age enters the priors only",
+    "pet_conditioned_priors": "no: a split prior's log-std is fixed at 0 and its mean reads the MRI latent and the "
+    "age, not the upward half",
+    "masked_likelihood": "no: every voxel of the 48 x 64 x 48 volume counts",
+    "log_std_limit": "no clamp (split priors have log-std 0)",
+    "select_by": "the checkpoint with the lowest full validation loss (checked every 5 epochs)",
+    "size": "4 levels x (1, 4, 8, 4) steps, width 512; Adamax, lr 1e-3 with a 10-epoch warm-up, batch 1, 200 "
+    "epochs; 726 training subjects",
+}
 
 
 def full_size_config() -> dict:
@@ -414,6 +452,7 @@ class DualGlow(Synthesizer):
                 "select_by": "v5 'val_nll': the run keeps the epoch with the lowest validation bits per brain "
                 "voxel (T = 0, no dequantisation noise); 'val_mae' (v1-v4): the lowest validation MAE",
             },
+            "authors_release": AUTHORS_RELEASE,
             "sampling": "the PET is always the decode of the prior mean (T = 0, deterministic, the estimate "
             "that is scored); --samples N > 1 adds the voxel-wise standard deviation of N draws at T = 1 "
             "(default; unbiased estimator)",

@@ -89,3 +89,11 @@ def test_v6_needs_ages_and_the_model_grid():
         v6().fit_data_statistics(small, small, torch.ones_like(small), age=np.arange(10) + 60.0)
     with pytest.raises(ValueError, match="mean_network"):
         DualGlow(levels=2, steps=1, hidden=4, mean_age="pairs")
+
+
+def test_every_card_choice_says_what_the_authors_release_does():
+    from mri2pet_cli.models.dualglow import AUTHORS_RELEASE
+
+    notes = DualGlow(levels=2, steps=1, hidden=4, mean_network="unet", mean_base=4, mean_levels=2).card_notes()
+    assert set(notes["choices"]) <= set(AUTHORS_RELEASE)
+    assert notes["authors_release"] == AUTHORS_RELEASE
