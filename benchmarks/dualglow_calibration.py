@@ -34,6 +34,7 @@ from mri2pet_cli.reporting.uncertainty import (
     interval_coverage,
     region_std_scales,
     std_scale_for_coverage,
+    within_region_correlation,
 )
 from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import default_grid
@@ -89,6 +90,7 @@ def summary(part: dict, scale: float, region_scales: np.ndarray) -> dict:
         "region_std_abs_error_r_draws": correlation(part["region_draw_std"], region_err),
         "region_coverage_90": interval_coverage(region_err[ok], per_region[ok]),
         "region_std_abs_error_r": correlation(per_region, region_err),
+        "region_std_abs_error_r_within_regions": within_region_correlation(per_region, region_err),
     }
 
 
@@ -150,7 +152,7 @@ def main() -> None:
             "(std_scale) and AAL regional mean errors against the mean voxel std (region_std_scale)",
             "test_after": result["test"]["after"],
             "test_before": result["test"]["before"],
-            "command": "python benchmarks/dualglow_calibration.py --data runs/cohort-v2 --write",
+            "command": f"python benchmarks/dualglow_calibration.py --data {args.data} --write",
         }
         write_text_atomic(json.dumps(card, indent=2), files.card)
 

@@ -38,6 +38,7 @@ from mri2pet_cli.evaluation.features import region_order, regional_values, t1_ti
 from mri2pet_cli.io import write_text_atomic
 from mri2pet_cli.models.registry import load_model
 from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
+from mri2pet_cli.reporting.uncertainty import within_region_correlation
 from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import default_grid
 
@@ -47,12 +48,9 @@ FOLDS = 5
 def within_and_pooled(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
     """(subjects x regions): correlation after centring each region over subjects, and without centring."""
     ok = np.isfinite(predicted) & np.isfinite(actual)
-    p = np.where(ok, predicted, np.nan)
-    a = np.where(ok, actual, np.nan)
-    pc, ac = p - np.nanmean(p, axis=0), a - np.nanmean(a, axis=0)
     return {
-        "within_regions_across_subjects_r": float(np.corrcoef(pc[ok], ac[ok])[0, 1]),
-        "pooled_over_regions_r": float(np.corrcoef(p[ok], a[ok])[0, 1]),
+        "within_regions_across_subjects_r": within_region_correlation(predicted, actual),
+        "pooled_over_regions_r": float(np.corrcoef(predicted[ok], actual[ok])[0, 1]),
     }
 
 

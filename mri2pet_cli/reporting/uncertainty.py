@@ -31,6 +31,17 @@ def interval_coverage(errors: np.ndarray, stds: np.ndarray, scale: float = 1.0) 
     return float(np.mean(np.abs(errors) <= Z90 * scale * stds))
 
 
+def within_region_correlation(spread: np.ndarray, abs_error: np.ndarray) -> float:
+    """Correlation of a (subjects, regions) spread with |error| after centring each region on its means over
+    subjects: does the spread say *which subjects* a region is wrong for? A fixed width per region scores 0."""
+    ok = np.isfinite(spread) & np.isfinite(abs_error)
+    s, e = np.where(ok, spread, np.nan), np.where(ok, np.abs(abs_error), np.nan)
+    s, e = s - np.nanmean(s, axis=0), e - np.nanmean(e, axis=0)
+    if np.allclose(s[ok], 0.0) or np.allclose(e[ok], 0.0):
+        return 0.0  # nothing varies across subjects within a region
+    return float(np.corrcoef(s[ok], e[ok])[0, 1])
+
+
 REGION_SHRINK_SUBJECTS = 5.0  # default pseudo-subjects pulling a region's factor towards the pooled one
 
 

@@ -87,3 +87,18 @@ def test_shrinkage_is_chosen_by_held_out_subjects():
     candidates = (0.5, 2, 50)
     assert chosen_region_shrink(same, stds, candidates) == 50
     assert chosen_region_shrink(differ, stds, candidates) < 50
+
+
+def test_within_region_correlation_scores_who_is_wrong_not_which_region_is_hard():
+    from mri2pet_cli.reporting.uncertainty import within_region_correlation
+
+    rng = np.random.default_rng(0)
+    hardness = np.array([0.05, 0.1, 0.4])  # regions differ a lot in their typical error
+    errors = hardness * rng.uniform(0.5, 1.5, (30, 3))
+    fixed = np.broadcast_to(hardness, errors.shape)  # a width per region: right on average, blind per subject
+    assert within_region_correlation(fixed, errors) == 0.0
+    assert np.corrcoef(fixed.ravel(), errors.ravel())[0, 1] > 0.7  # what pooling over regions would credit it
+    tracking = errors * rng.uniform(0.9, 1.1, errors.shape)
+    assert within_region_correlation(tracking, -errors) > 0.9  # |error|: the sign does not matter
+    errors[0, 0] = np.nan
+    assert np.isfinite(within_region_correlation(tracking, errors))
