@@ -368,6 +368,9 @@ class DualGlow(Synthesizer):
     def before_training(self) -> None:
         if self.mean_age == "pairs":
             self._settle_pairs_age()
+            if self.mean_age_slope.numel():  # a v3-v5 learned slope from initial weights would count age twice
+                stage("dual-glow: the initial weights' learned age slope is replaced by the pairs' age path")
+                self.mean_age_slope.data = torch.zeros(0, device=self.mean_age_slope.device)
         if self.mean_init and not self.mean_trainable and self.mean_net is not None:
             # the frozen mean is the named model's shipped weights, also when the run starts from weights
             # that carry an older copy (the flows then learn the residual around today's mean)

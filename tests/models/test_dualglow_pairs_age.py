@@ -74,6 +74,14 @@ def test_v6_learns_the_age_path_from_pairs_and_moves_the_pet_by_the_age_only_map
     reloaded.load_state_dict(model.state_dict())
     torch.testing.assert_close(reloaded.pairs_age, model.pairs_age)
 
+    # from v5 weights (a learned per-voxel age slope, no pairs path): this run's pairs replace both
+    reloaded.mean_age_slope.data = torch.full((1, 1, *one.shape[2:]), 0.05)
+    reloaded.pairs_age = torch.zeros(0, dtype=torch.float64)
+    reloaded._pairs_fit = model.pairs_age.clone()
+    reloaded.before_training()
+    assert reloaded.mean_age_slope.numel() == 0
+    torch.testing.assert_close(reloaded.pairs_age, model.pairs_age)
+
 
 def test_v6_needs_ages_and_the_model_grid():
     t1, pet, mask, _ = pairs([70.0] * 3)
