@@ -55,6 +55,7 @@ TARGET_REGIONS = {  # the DUAL-GLOW issue's three slopes
 }
 TRUTH_AGES = (60.0, 90.0)
 WITHIN = 0.30  # the issue's +-30 % of the truth
+BOOTSTRAP = 200
 
 
 def regional(volume: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -74,7 +75,7 @@ def pairs_only_reference(data: Path, split: dict, fwhms: list[float]) -> dict:
     subjects' age-only truth."""
     import nibabel as nib
 
-    from mri2pet_cli.models.age_effect import fit_pairs_age_effect, subject_uptakes
+    from mri2pet_cli.models.age_effect import blur, compartments, fit_pairs_age_effect, subject_uptakes
     from mri2pet_cli.simulation.cohort import subject_paths
     from mri2pet_cli.simulation.counterfactual import counterfactual_suvr
     from mri2pet_cli.simulation.population import atrophy_severity
@@ -98,28 +99,62 @@ def pairs_only_reference(data: Path, split: dict, fwhms: list[float]) -> dict:
         print(f"truth {i + 1}/{len(test_ids)}", flush=True)
 
     estimates: dict[str, list[dict[str, float]]] = {}
-    observed_train = [regional(train.pet[i], train.mask[i], labels) for i in range(len(train_ids))]
-    naive = {k: linear_age_slope(np.array([o[k] for o in observed_train]), train.age, dummies) for k in TARGET_REGIONS}
-    estimates["naive: regional SUVR on age + diagnosis"] = [naive] * len(test_ids)
+    spread: dict[str, dict[str, float]] = {}  # bootstrap SD over training subjects of each mean slope
+    rng = np.random.default_rng(0)
+    draws = [rng.integers(0, len(train_ids), len(train_ids)) for _ in range(BOOTSTRAP)]
+    observed_train = np.array([[o[k] for k in TARGET_REGIONS] for o in (
+        regional(train.pet[i], train.mask[i], labels) for i in range(len(train_ids))
+    )])  # fmt: skip
     hidden = [truth_subject(data, s) for s in train_ids]
     adjust = [np.array([h.brain_age for h in hidden]) / 10.0, np.array([h.severity for h in hidden])]
     adjust.append(np.array([atrophy_severity(h) for h in hidden]))  # v3 draws the anatomy's severity apart
-    oracle = {
-        k: linear_age_slope(np.array([o[k] for o in observed_train]), train.age, dummies + adjust)
-        for k in TARGET_REGIONS
-    }
-    estimates["oracle: regional SUVR on age + hidden brain age and severities"] = [oracle] * len(test_ids)
+    dx_columns = np.column_stack(dummies) if dummies else np.zeros((len(train_ids), 0))
+    for name, covariates in (
+        ("naive: regional SUVR on age + diagnosis", dx_columns),
+        ("oracle: regional SUVR on age + hidden brain age and severities", np.column_stack([dx_columns, *adjust])),
+    ):
+
+        def fit(rows: np.ndarray, covariates=covariates) -> np.ndarray:
+            design = np.column_stack([(train.age[rows] - 70.0) / 10.0, covariates[rows]])
+            return LinearRegression().fit(design, observed_train[rows]).coef_[:, 0]
+
+        slopes = fit(np.arange(len(train_ids)))
+        estimates[name] = [dict(zip(TARGET_REGIONS, slopes))] * len(test_ids)
+        boot = np.array([fit(rows) for rows in draws])
+        spread[name] = dict(zip(TARGET_REGIONS, boot.std(axis=0, ddof=1)))
+
+    def regional_weights(fwhm: float) -> np.ndarray:
+        """(test subjects, regions, compartments): each region's mean of each blurred compartment of the
+        subject's own segmented T1; the per-decade map is linear in the slopes, so its regional mean is
+        this times the slopes."""
+        out = []
+        for i in range(len(test_ids)):
+            blurred = blur(compartments(test.t1[i], test.mask[i], labels), fwhm, grid.spacing)
+            inside = [np.isin(labels, region_labels(p)) & (test.mask[i] > 0) for p in TARGET_REGIONS.values()]
+            out.append(np.array([[float(b[r].mean()) for b in blurred] for r in inside]))
+        return np.stack(out)
+
+    weights_by_fwhm: dict[float, np.ndarray] = {}
 
     def gtm_estimate(name: str, t1s, fwhm_of, pairs: np.ndarray | None = None) -> None:
         use = np.arange(len(train_ids)) if pairs is None else pairs
         uptakes = np.stack([
             subject_uptakes(t1s[i], train.pet[i], train.mask[i], labels, fwhm_of(i), grid.spacing) for i in use
         ])  # fmt: skip
-        effect = fit_pairs_age_effect(uptakes, train.age[use], [dx[i] for i in use], fwhm_of(0))
-        estimates[name] = [
-            regional(effect.per_decade_map(test.t1[i], test.mask[i], labels, grid.spacing), test.mask[i], labels)
-            for i in range(len(test_ids))
-        ]
+        fwhm = fwhm_of(0)
+        if fwhm not in weights_by_fwhm:
+            weights_by_fwhm[fwhm] = regional_weights(fwhm)
+        weights = weights_by_fwhm[fwhm]
+
+        def fit(rows: np.ndarray) -> np.ndarray:
+            return fit_pairs_age_effect(
+                uptakes[rows], train.age[use][rows], [dx[use[r]] for r in rows], fwhm
+            ).slope_per_decade
+
+        per_subject = weights @ fit(np.arange(len(use)))  # (test subjects, regions)
+        estimates[name] = [dict(zip(TARGET_REGIONS, row)) for row in per_subject]
+        boot = np.array([(weights @ fit(rng.integers(0, len(use), len(use)))).mean(axis=0) for _ in range(BOOTSTRAP)])
+        spread[name] = dict(zip(TARGET_REGIONS, boot.std(axis=0, ddof=1)))
         print(f"done: {name}", flush=True)
 
     for fwhm in fwhms:
@@ -141,11 +176,19 @@ def pairs_only_reference(data: Path, split: dict, fwhms: list[float]) -> dict:
             out[k] = {"suvr_per_decade": round(float(slope.mean()), 4), "pct_per_decade": round(float(pct.mean()), 2)}
         return out
 
-    result = {"n_train_pairs": len(train_ids), "n_test_subjects": len(test_ids), "truth": summary(truth)}
+    result = {
+        "n_train_pairs": len(train_ids),
+        "n_test_subjects": len(test_ids),
+        "bootstrap": f"{BOOTSTRAP} resamples of the training pairs: SD of each estimator's mean slope",
+        "truth": summary(truth),
+    }
+    for k in TARGET_REGIONS:  # how much the truth itself varies between subjects
+        result["truth"][k]["sd_between_subjects"] = round(float(np.std([t[k] for t in truth], ddof=1)), 4)
     for name, per_subject in estimates.items():
         rows = summary(per_subject)
         for k, row in rows.items():
             true = result["truth"][k]["suvr_per_decade"]
+            row["bootstrap_sd"] = round(float(spread[name][k]), 4)
             row["ratio_to_truth"] = round(row["suvr_per_decade"] / true, 2) if true else None
             row["within_30pct"] = bool(true) and abs(row["suvr_per_decade"] - true) <= WITHIN * abs(true)
         result[name] = rows

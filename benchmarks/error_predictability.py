@@ -1,10 +1,12 @@
 """How far can any T1-conditioned uncertainty track a model's regional error? (issue 36, item 4)
 
     python benchmarks/error_predictability.py --data runs/cohort-v3 [--model unet] [--weights FILE]
+        [--split benchmarks/splits/v3_n200_seed0.json]
 
 A model that sees only the T1 and the age can make its std larger only where the T1 and age tell that its
 error will be larger. This benchmark measures the ceiling of that: on every subject of the cohort it takes
-the model's regional |error| (each AAL region's mean synthetic SUVR against the real one) and predicts it,
+the model's regional |error| (each AAL region's mean synthetic SUVR against the real one; with ``--split``,
+only the subjects outside its training part) and predicts it,
 out of fold (5 folds over subjects), from what the model could see: the T1's regional grey-matter and CSF
 posteriors and the age (ridge regression, and gradient-boosted trees on the same features; one per
 region). Scored as the DUAL-GLOW issue scores a std:
@@ -75,10 +77,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--model", default="unet")
     parser.add_argument("--weights", default=None)
+    parser.add_argument("--split", type=Path, default=None, help="leave out its training subjects")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
     records, _ = prepare_dataset(args.data)
+    if args.split:
+        trained_on = set(json.loads(args.split.read_text())["train"])
+        records = [r for r in records if r.subject_id not in trained_on]
     model, card, _ = load_model(args.model, args.weights)
     labels = template_maps(default_grid()).aal
     actual_error, features, real_values, diagnoses = [], [], [], []
@@ -103,6 +109,7 @@ def main() -> None:
         "model": args.model,
         "weights_sha256": card["sha256"],
         "n_subjects": len(records),
+        "subjects": "outside the split's training part" if args.split else "all of the cohort",
         "n_regions": len(region_order()),
         "features": "T1 regional grey-matter and CSF posteriors (232) + age",
         "regional_mae_mean": float(np.nanmean(error)),
