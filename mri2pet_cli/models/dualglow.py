@@ -296,8 +296,8 @@ class DualGlow(Synthesizer):
                 self._init_mean_from(self.mean_init)
         if self.mean_age == "pairs":
             self._pairs_fit = self._fit_pairs_age(t1, pet, mask, age, diagnosis)
-            if self._pairs_fit is not None:
-                self.pairs_age = self._pairs_fit.to(self.pairs_age.device)
+            if self._pairs_fit is not None:  # a copy: loading initial weights resizes the buffer in place
+                self.pairs_age = self._pairs_fit.clone().to(self.pairs_age.device)
 
     def _fit_pairs_age(self, t1, pet, mask, age, diagnosis) -> torch.Tensor | None:
         """v6: the age path learned from the training pairs (T1, PET, age, and diagnosis where known); None
@@ -315,7 +315,7 @@ class DualGlow(Synthesizer):
         """v6: this run's own pairs give the age path; with too few aged pairs, initial weights' path is kept."""
         fitted = getattr(self, "_pairs_fit", None)
         if fitted is not None:
-            self.pairs_age = fitted.to(self.pairs_age.device)  # over what initial weights carried
+            self.pairs_age = fitted.clone().to(self.pairs_age.device)  # over what initial weights carried
         elif self.pairs_age.numel():
             stage(
                 f"dual-glow: {getattr(self, '_aged_pairs', 0)} training pairs have an age "

@@ -10,6 +10,7 @@ import torch
 from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.models.age_effect import PairsAgeModel, blur
 from mri2pet_cli.models.dualglow import DualGlow
+from mri2pet_cli.models.weights import load_state
 from mri2pet_cli.space.atlas import region_labels, template_maps
 from mri2pet_cli.space.grid import default_grid
 
@@ -50,6 +51,12 @@ def test_v6_learns_the_age_path_from_pairs_and_moves_the_pet_by_the_age_only_map
     model = v6()
     model.fit_data_statistics(t1, pet, mask, age=np.array(ages), diagnosis=["CN"] * len(ages))
     assert model.pairs_age.numel() > 0
+    fitted_vector = model.pairs_age.clone()
+    # fine-tuning: initial weights without a pairs path are loaded after the fit; the run's own fit wins
+    initial = {k: v for k, v in v6().state_dict().items() if k != "pairs_age"}
+    load_state(model, {"state_dict": initial}, "initial.pt", architecture="dual-glow", partial=True)
+    model.before_training()
+    torch.testing.assert_close(model.pairs_age, fitted_vector)
     fitted = PairsAgeModel.from_vector(model.pairs_age.numpy())
     assert fitted.effect.n_pairs == len(ages)
     model.eval()
