@@ -37,7 +37,7 @@ from mri2pet_cli.space.atlas import AD_PATTERN_REGIONS, FRONTAL_REGIONS, mean_in
 from mri2pet_cli.space.grid import default_grid
 
 AGES = (60.0, 70.0, 80.0, 90.0)
-REGIONS = ("ad_pattern", "frontal")
+REGIONS = ("ad_pattern", "frontal", "pcc_precuneus", "hippocampus")  # the DUAL-GLOW issue's three + AD pattern
 CURVE_STYLES = (
     ("synthetic", "tab:blue", "DUAL-GLOW (T1 fixed, age varied)"),
     ("metabolic", "tab:orange", "truth: age only (T1 unchanged)"),
@@ -50,6 +50,8 @@ def region_means(pet: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> dict[
     return {
         "ad_pattern": mean_in_labels(pet, inside, region_labels(AD_PATTERN_REGIONS)),
         "frontal": mean_in_labels(pet, inside, region_labels(FRONTAL_REGIONS)),
+        "pcc_precuneus": mean_in_labels(pet, inside, region_labels(("Cingulum_Post", "Precuneus"))),
+        "hippocampus": mean_in_labels(pet, inside, region_labels("Hippocampus")),
     }
 
 
@@ -154,6 +156,13 @@ def main() -> None:
             for region in synthetic
         }
 
+    for row in out.get("age_slope_suvr_per_decade", {}).values():  # the target: +-30 % of age-only truth
+        model_slope, true_slope = row["synthetic_within_subject_mean"], row["truth_metabolic_mean"]
+        row["ratio_to_age_only_truth"] = model_slope / true_slope if true_slope else None
+        row["within_30pct_of_age_only_truth"] = bool(true_slope) and abs(model_slope - true_slope) <= 0.3 * abs(
+            true_slope
+        )
+
     timing = {}
     for samples in (1, 8):
         start = time.perf_counter()
@@ -247,8 +256,8 @@ def plot(out: dict, curves: dict, path: Path) -> None:
     from mri2pet_cli.reporting.figures import pyplot, save_figure
 
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, region in zip(axes[:2], REGIONS):
+    fig, axes = plt.subplots(1, len(REGIONS) + 1, figsize=(4.6 * (len(REGIONS) + 1), 4))
+    for ax, region in zip(axes[:-1], REGIONS):
         for kind, colour, label in CURVE_STYLES:
             rows = np.asarray(curves[kind].get(region, []))
             if rows.size == 0:
@@ -260,9 +269,9 @@ def plot(out: dict, curves: dict, path: Path) -> None:
         ax.set(title=f"{region.replace('_', ' ')} SUVR change from age 70", xlabel="age given (years)")
         ax.legend(fontsize=7)
     deciles = out["uncertainty_error_by_std_decile"]
-    axes[2].plot([d["std_mean"] for d in deciles], [d["abs_error_mean"] for d in deciles], "o-")
+    axes[-1].plot([d["std_mean"] for d in deciles], [d["abs_error_mean"] for d in deciles], "o-")
     corr = out["uncertainty_error_correlation"]["mean"]
-    axes[2].set(
+    axes[-1].set(
         title=f"std map vs |error| (deciles; voxel r = {corr:.2f})",
         xlabel="voxel std of 8 samples (SUVR)",
         ylabel="mean |error| (SUVR)",
