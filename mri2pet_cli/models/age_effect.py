@@ -122,7 +122,11 @@ def subject_uptakes(
     t1: np.ndarray, pet: np.ndarray, mask: np.ndarray, labels: np.ndarray, fwhm_mm: float, spacing_mm: float
 ) -> np.ndarray:
     """One pair's compartment uptakes (partial-volume corrected)."""
-    parts = compartments(t1, mask, labels)
+    return _uptakes_from(tissue_fractions(t1, mask), pet, mask, labels, fwhm_mm, spacing_mm)
+
+
+def _uptakes_from(tissue: tuple, pet, mask, labels, fwhm_mm: float, spacing_mm: float) -> np.ndarray:
+    parts = _compartments_from(tissue, labels)
     return gtm_uptakes(pet * (mask > 0), parts, blur(parts, fwhm_mm, spacing_mm), spacing_mm**3 / 1000.0)
 
 
@@ -224,9 +228,7 @@ def fit_pairs_age_model(
     uptakes, features = [], []
     for i in np.flatnonzero(known):
         tissue = tissue_fractions(t1[i], mask[i])
-        parts = _compartments_from(tissue, labels)
-        blurred = blur(parts, fwhm_mm, spacing_mm)
-        uptakes.append(gtm_uptakes(pet[i] * (mask[i] > 0), parts, blurred, spacing_mm**3 / 1000.0))
+        uptakes.append(_uptakes_from(tissue, pet[i], mask[i], labels, fwhm_mm, spacing_mm))
         features.append(regional_values(tissue[1], labels, mask[i]))
     kept = None if diagnoses is None else [diagnoses[i] for i in np.flatnonzero(known)]
     if kept is not None and any(d is None for d in kept):
