@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mri2pet_cli.evaluation.features import region_order, regional_values
 from mri2pet_cli.io import write_text_atomic
 from mri2pet_cli.models.registry import load_model
 from mri2pet_cli.models.runtime import predict
@@ -38,6 +37,7 @@ from mri2pet_cli.reporting.uncertainty import (
 )
 from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import default_grid
+from mri2pet_cli.space.tissue import region_order, regional_values
 
 REGIONS = region_order()  # the column order of regional_values
 

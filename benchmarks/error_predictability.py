@@ -36,13 +36,14 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mri2pet_cli.evaluation.cache import cache_root, cached_predict
-from mri2pet_cli.evaluation.features import region_order, regional_values, t1_tissue_features
+from mri2pet_cli.evaluation.features import t1_tissue_features
 from mri2pet_cli.io import write_text_atomic
 from mri2pet_cli.models.registry import load_model
 from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
 from mri2pet_cli.reporting.uncertainty import within_region_correlation
 from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import default_grid
+from mri2pet_cli.space.tissue import region_order, regional_values
 
 FOLDS = 5
 

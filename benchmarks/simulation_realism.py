@@ -36,7 +36,6 @@ import nibabel as nib
 import numpy as np
 from scipy import stats
 
-from mri2pet_cli.evaluation.features import tissue_fractions, tissue_probabilities
 from mri2pet_cli.preprocessing.inputs import read_participants
 from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
 from mri2pet_cli.simulation.counterfactual import counterfactual_suvr
@@ -51,6 +50,7 @@ from mri2pet_cli.simulation.fdg_reference import (
 from mri2pet_cli.simulation.population import parse_diagnosis_mix
 from mri2pet_cli.space.atlas import aal_names, reference_labels
 from mri2pet_cli.space.grid import default_grid
+from mri2pet_cli.space.tissue import tissue_fractions, tissue_probabilities
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {"spearman_rho": 0.8, "max_abs_z": 1.0, "sd_ratio": (1 / 1.5, 1.5)}

@@ -12,13 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mri2pet_cli.space.atlas import aal_names
-from mri2pet_cli.space.tissue import (  # noqa: F401 (re-exported: the study's features)
-    region_order,
-    regional_values,
-    tissue_fractions,
-    tissue_mixture,
-    tissue_probabilities,
-)
+from mri2pet_cli.space.tissue import region_order, regional_values, tissue_probabilities
 
 
 def region_feature_names(prefix: str) -> list[str]:
