@@ -4,7 +4,7 @@ Runs in parts (each cached in OUT/<part>.json; predictions cached beside each co
 hours of CPU can be spread over several runs:
 
     mri2pet simulate runs/site-near --site near --n 40 --seed 11 --jobs 2
-    mri2pet simulate runs/site-far --site far --n 80 --seed 12 --jobs 2
+    mri2pet simulate runs/site-far --site far --n 40 --seed 12 --jobs 2   # --n 80 for the adapt part's pool
     mri2pet simulate runs/site-clinic --site clinic --n 40 --seed 13 --jobs 2   # added after the first results
     python benchmarks/site_adaptation.py --part shift        # MAE / SSIM at home (test split), near, far
     python benchmarks/site_adaptation.py --part familiarity  # AUROC far vs home, near vs home; Spearman with MAE
@@ -79,13 +79,19 @@ def part_shift(args) -> dict:
     return out
 
 
-def familiarity_scores(folder: Path, ids: list[str], reference: dict) -> np.ndarray:
+def familiarity_records(folder: Path, ids: list[str], reference: dict) -> list[dict]:
     from mri2pet_cli.preprocessing.cohort import prepare_dataset
-    from mri2pet_cli.site.familiarity import familiarity, records_features
+    from mri2pet_cli.site.familiarity import BLOCKS, familiarity, records_features
 
     records, _ = prepare_dataset(folder, jobs=2, only=ids)
     _, features = records_features(records)
-    return np.array([familiarity(f, reference)["score"] for f in features])
+    return [familiarity({block: features[block][i] for block in BLOCKS}, reference) for i in range(len(ids))]
+
+
+def familiarity_scores(folder: Path, ids: list[str], reference: dict, block: str | None = None) -> np.ndarray:
+    """Each subject's familiarity score (``block``: that block's score alone)."""
+    records = familiarity_records(folder, ids, reference)
+    return np.array([r["score"] if block is None else r["blocks"][block] for r in records])
 
 
 def part_familiarity(args) -> dict:
@@ -97,9 +103,11 @@ def part_familiarity(args) -> dict:
     from mri2pet_cli.site.familiarity import familiarity_path_for, load_reference
 
     reference = load_reference(familiarity_path_for(find_weights(args.model, args.weights).weights))
-    scores, maes, verdicts = {}, {}, {}
+    scores, maes, verdicts, blocks = {}, {}, {}, {}
     for name, (folder, ids) in sites(args).items():
-        scores[name] = familiarity_scores(folder, ids, reference)
+        records = familiarity_records(folder, ids, reference)
+        scores[name] = np.array([r["score"] for r in records])
+        blocks[name] = {b: np.array([r["blocks"][b] for r in records]) for b in records[0]["blocks"]}
         arrays, suvr = predictions(args.model, args.weights, folder, ids)
         maes[name] = [image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(ids))]
         limits = reference["thresholds"]
@@ -113,6 +121,9 @@ def part_familiarity(args) -> dict:
         if name != "home":
             labels = np.r_[np.zeros(len(scores["home"])), np.ones(len(scores[name]))]
             out[f"auroc_{name}_vs_home"] = float(roc_auc_score(labels, np.r_[scores["home"], scores[name]]))
+            for block in blocks[name]:
+                both = np.r_[blocks["home"][block], blocks[name][block]]
+                out[f"auroc_{name}_vs_home_{block}_only"] = float(roc_auc_score(labels, both))
     out["auroc_scan_variety_at_home"] = variety_aurocs(args, reference)
     all_scores = np.concatenate(list(scores.values()))
     all_maes = np.concatenate([maes[n] for n in scores])

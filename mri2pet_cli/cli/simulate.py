@@ -81,7 +81,10 @@ def simulate(
         ),
     ] = None,
 ) -> None:
-    """Write a simulated paired T1 / FDG-PET cohort (NOT patient data) with its ground truth."""
+    """Write a simulated paired T1 / FDG-PET cohort (NOT patient data) with its ground truth.
+
+    Rerunning the same command after a kill goes on where it stopped: subjects already rendered are kept.
+    """
     import time
 
     from mri2pet_cli.console import tracked

@@ -130,6 +130,17 @@ def synthesize(
     finish_batch(batch.failed, batch.total, out_dir, skipped=batch.skipped)
 
 
+def familiarity_words(familiarity: dict) -> str:
+    """'; input unusual for this model (acquisition: noise_rel outside training)' or '' when typical."""
+    verdict = familiarity.get("verdict")
+    if verdict not in ("unusual", "outside"):
+        return ""
+    why = familiarity.get("driven_by", "")
+    if familiarity.get("unlike_training"):
+        why += ": " + ", ".join(familiarity["unlike_training"]) + " outside training"
+    return f"; input {verdict} for this model" + (f" ({why})" if why else "")
+
+
 def report_synthesis(sid: str, record: dict) -> None:
     """One line per PET written (each age of a series), with the time and the error against a reference."""
     if record.get("skipped"):
@@ -140,8 +151,7 @@ def report_synthesis(sid: str, record: dict) -> None:
         extra = f", vs reference: MAE {metrics['mae']:.3f}, r {metrics['pearson_r']:.3f}" if metrics else ""
         total = sum(v for k, v in entry["timings_s"].items() if not k.endswith("total"))
         age = f" (age {entry['age']:g})" if entry.get("age") is not None else ""
-        verdict = (entry.get("familiarity") or {}).get("verdict")
-        familiar = f"; input {verdict} for this model" if verdict in ("unusual", "outside") else ""
+        familiar = familiarity_words(entry.get("familiarity") or {})
         say(
             f"{sid}{age}: {entry['outputs']['pet_native']} ({total:.1f} s{extra}){familiar}",
             event="subject_done",

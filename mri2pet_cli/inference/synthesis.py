@@ -188,9 +188,9 @@ def synthesize(subject, out_dir: str | Path, options: SynthesisOptions, ages: li
         save_refusal_qc(exc, out_dir, sid)
         raise
     timings.update({f"preprocess.{k}": v for k, v in pre.timings.items()})
-    site = site_fields(pre, calibration, reference, options.ref_region)  # one T1: the same for every age
-    device = resolve_device(options.device)
     native_img = open_volume(subject.t1, what="T1")  # its header and affine go on the native-space PET
+    site = site_fields(pre, native_img, calibration, reference, options.ref_region)  # the same for every age
+    device = resolve_device(options.device)
     if not series:
         return _synthesize_one(
             subject, pre, native_img, loaded, site, out_dir, options, device, subject.age, None, timings
@@ -223,15 +223,17 @@ def _interval_note(intervals: dict | None) -> str:
     return "interval90_suvr in the region table: +- half-width of a 90 % interval, per-region factors from the card"
 
 
-def site_fields(pre, calibration: dict | None, reference: dict | None, region: str) -> tuple[dict | None, dict, dict]:
+def site_fields(
+    pre, native_img, calibration: dict | None, reference: dict | None, region: str
+) -> tuple[dict | None, dict, dict]:
     """(AAL half-widths for the region table, key-region half-widths, the record's ``calibration`` and
     ``familiarity``) from the calibration and familiarity reference found for these weights."""
-    from mri2pet_cli.site.familiarity import familiarity, t1_features
-    from mri2pet_cli.space.atlas import template_maps
+    from mri2pet_cli.site.familiarity import familiarity, subject_features
 
     fields: dict = {}
     if reference is not None:
-        fields["familiarity"] = familiarity(t1_features(pre.t1, pre.mask, template_maps(pre.grid).aal), reference)
+        features, acquisition = subject_features(pre, native_img)
+        fields["familiarity"] = familiarity(features, reference, acquisition)
     else:
         fields["familiarity"] = {"verdict": None, "note": "no familiarity reference ships with these weights"}
     if calibration is None:

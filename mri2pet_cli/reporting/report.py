@@ -219,6 +219,22 @@ def key_region_section(key_rows: list[dict], record: dict) -> tuple[str, str]:
     return html_table(header, rows), "".join(f"<p class=note>{n}</p>" for n in notes)
 
 
+ACQUISITION_WORDS = {
+    "noise_rel": ("noise in white matter", 100.0, "%"),
+    "spacing_small_mm": ("smallest voxel side", 1.0, " mm"),
+    "spacing_mid_mm": ("middle voxel side", 1.0, " mm"),
+    "spacing_large_mm": ("largest voxel side", 1.0, " mm"),
+    "wm_to_gm_ratio": ("white/grey matter contrast", 1.0, ""),
+}
+
+
+def acquisition_text(name: str, entry: dict) -> str:
+    """'noise in white matter 5.1 % (training 1.6-4.1 %)'."""
+    words, scale, unit = ACQUISITION_WORDS[name]
+    low, high = entry["training_range"]
+    return f"{words} {entry['value'] * scale:.2f}{unit} (training {low * scale:.2f}-{high * scale:.2f}{unit})"
+
+
 def familiarity_section(familiarity: dict | None) -> str:
     """How like the training T1s this input is, in words, with the score and thresholds."""
     if not familiarity or familiarity.get("verdict") is None:
@@ -231,6 +247,14 @@ def familiarity_section(familiarity: dict | None) -> str:
         f"{familiarity['score']:.2f}; unusual above {limits['unusual']:.2f}, outside above {limits['outside']:.2f}; "
         f"against {html.escape(familiarity['reference'])}."
     )
+    if "blocks" in familiarity:
+        blocks = familiarity["blocks"]
+        text += f" Appearance {blocks['appearance']:.2f}, acquisition {blocks['acquisition']:.2f} (1 is typical)."
+    unlike = [
+        acquisition_text(name, familiarity["acquisition"][name]) for name in familiarity.get("unlike_training", [])
+    ]
+    if unlike:
+        text += " Outside every training T1: " + html.escape("; ".join(unlike)) + "."
     css = "banner" if verdict == "outside" else "note"
     return f'<p class="{css}">{text}</p>'
 

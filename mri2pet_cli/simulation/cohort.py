@@ -91,6 +91,19 @@ def counterfactual_subjects(subject: Subject, age: float) -> tuple[Subject, Subj
     return age_only, aged
 
 
+def finished_before(subject, truth_json: Path, paths: list[Path], truth_ages: tuple[float, ...]) -> bool:
+    """Whether an earlier (killed) run rendered this very subject: its truth JSON, written last, holds the same
+    drawn subject and ages, and every file is there. A rerun then goes on where it stopped."""
+    if not truth_json.exists() or not all(p.exists() for p in paths):
+        return False
+    try:
+        truth = json.loads(truth_json.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    same_ages = set(truth.get("truth_ages", {})) == {f"{a:g}" for a in truth_ages}
+    return same_ages and truth.get("subject") == json.loads(json.dumps(asdict(subject)))
+
+
 def simulate_subject(
     seed: int,
     index: int,
@@ -107,7 +120,10 @@ def simulate_subject(
     subject = draw_subject(seed, index, version, variety, diagnosis_p, site)
     paths = subject_paths(out_dir, subject.participant_id)
     age_paths = {a: truth_age_paths(out_dir, subject.participant_id, a) for a in truth_ages}
-    for path in [*paths.values(), *(p for d in age_paths.values() for p in d.values())]:
+    every_path = [*paths.values(), *(p for d in age_paths.values() for p in d.values())]
+    if not overwrite and finished_before(subject, paths["truth_json"], every_path, truth_ages):
+        return {c: getattr(subject, c) for c in PARTICIPANT_COLUMNS}
+    for path in every_path:
         check_writable(path, overwrite)
     volumes = render_subject(subject)
 
@@ -190,7 +206,8 @@ def simulate_cohort(
     profile (sites.py; 'home', the default, is the training cohort). ``truth_ages``: also write each subject's
     counterfactual truth at these ages (only the first ``truth_subjects`` subjects where given: each
     age costs two more renderings). ``progress(subject_id, status)`` is called after each
-    subject (for a progress bar or log line). Returns the path of participants.tsv.
+    subject (for a progress bar or log line). A rerun after a kill keeps the subjects already rendered
+    (``finished_before``). Returns the path of participants.tsv.
     """
     out_dir = Path(out_dir)
     grid = grid or default_grid()

@@ -235,13 +235,20 @@ def adapted_card(base_card: dict, base_files, records: list, validation: dict, d
 
 def write_familiarity(base_weights: Path, records: list, weights: Path, overwrite: bool) -> None:
     """The base reference's training T1s and the local ones: what the adapted model has seen."""
-    from mri2pet_cli.site.familiarity import build_reference, familiarity_path_for, load_reference, records_features
+    from mri2pet_cli.site.familiarity import (
+        BLOCKS,
+        FORMAT,
+        build_reference,
+        familiarity_path_for,
+        load_reference,
+        records_features,
+    )
 
     base = load_reference(familiarity_path_for(Path(base_weights)))
-    if base is None:
-        return
+    if base is None or base.get("format", 1) < FORMAT:
+        return  # synthesize then says that the adapted weights have no (current) reference
     ids, local = records_features(records)
-    features = np.vstack([np.asarray(base["training_features"]), local])
+    features = {block: np.vstack([np.asarray(base["training_features"][block]), local[block]]) for block in BLOCKS}
     source = f"{base['source']} and {len(ids)} local pairs"
     reference = build_reference(features, base["subjects"] + ids, source)
     write_text_atomic(json.dumps(reference), familiarity_path_for(weights), overwrite=True)

@@ -115,3 +115,30 @@ def test_cohort_layout_and_truth(simulated_cohort_v3):
         assert mask.shape == (64, 80, 64)
         assert 1200 < mask.get_fdata().sum() * 2.5**3 / 1000 < 2400
     assert json.loads((simulated_cohort_v3 / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"] == 5
+
+
+def test_a_rerun_after_a_kill_skips_the_subjects_already_rendered(tmp_path, monkeypatch):
+    from dataclasses import asdict
+
+    from mri2pet_cli.simulation import cohort
+    from mri2pet_cli.space.grid import default_grid
+
+    subject = draw_subject(7, 0, 3)
+    paths = subject_paths(tmp_path, subject.participant_id)
+    for path in paths.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"rendered")
+    truth = {"subject": asdict(subject), "truth_ages": {}}
+    paths["truth_json"].write_text(json.dumps(truth))
+
+    def no_rendering(*_):
+        raise AssertionError("rendered again")
+
+    monkeypatch.setattr(cohort, "render_subject", no_rendering)
+    row = cohort.simulate_subject(7, 0, tmp_path, default_grid(), version=3)
+    assert row["participant_id"] == subject.participant_id and row["age"] == subject.age
+    # another draw, other truth ages or a missing file: rendered anew (here: refused, the files being there)
+    assert not cohort.finished_before(draw_subject(8, 0, 3), paths["truth_json"], list(paths.values()), ())
+    assert not cohort.finished_before(subject, paths["truth_json"], list(paths.values()), (60.0,))
+    paths["pet"].unlink()
+    assert not cohort.finished_before(subject, paths["truth_json"], list(paths.values()), ())
