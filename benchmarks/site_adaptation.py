@@ -6,6 +6,7 @@ hours of CPU can be spread over several runs:
     mri2pet simulate runs/site-near --site near --n 40 --seed 11 --jobs 2
     mri2pet simulate runs/site-far --site far --n 40 --seed 12 --jobs 2   # --n 80 for the adapt part's pool
     mri2pet simulate runs/site-clinic --site clinic --n 40 --seed 13 --jobs 2   # added after the first results
+    mri2pet simulate runs/site-modern --site modern --n 40 --seed 14 --jobs 2   # added after the score was frozen
     python benchmarks/site_adaptation.py --part shift        # MAE / SSIM at home (test split), near, far
     python benchmarks/site_adaptation.py --part familiarity  # AUROC far vs home, near vs home; Spearman with MAE
     python benchmarks/site_adaptation.py --part coverage     # shipped calibration at each site; local conformal
@@ -60,7 +61,7 @@ def predictions(model_name: str, weights: str | None, folder: Path, ids: list[st
 def sites(args) -> dict[str, tuple[Path, list[str]]]:
     """Each site's folder and held-out subjects (home: the split's test part)."""
     held = {"home": (args.home, json.loads(SPLIT.read_text())["test"])}
-    for name, folder in (("near", args.near), ("far", args.far), ("clinic", args.clinic)):
+    for name, folder in (("near", args.near), ("far", args.far), ("clinic", args.clinic), ("modern", args.modern)):
         if (folder / "participants.tsv").exists():
             held[name] = (folder, site_subjects(folder)[1])
     return held
@@ -270,6 +271,7 @@ def main() -> None:
     parser.add_argument("--near", type=Path, default=ROOT / "runs" / "site-near")
     parser.add_argument("--far", type=Path, default=ROOT / "runs" / "site-far")
     parser.add_argument("--clinic", type=Path, default=ROOT / "runs" / "site-clinic")
+    parser.add_argument("--modern", type=Path, default=ROOT / "runs" / "site-modern")
     parser.add_argument("--site", choices=("near", "far"), default="far")
     parser.add_argument("--pairs", default="20", help="comma list of local pair counts (adapt part)")
     parser.add_argument("--epochs", type=int, default=12, help="most epochs of each adaptation")

@@ -50,7 +50,8 @@ def simulate(
             "--site",
             metavar="NAME",
             help="Version 3: an acquisition site's profile (docs/simulation.md, 'Sites'): home (default, the "
-            "training cohort), near (another 3 T centre, newer PET) or far (1.5 T, older PET, memory clinic).",
+            "training cohort), near (another 3 T centre, newer PET), far (1.5 T, older PET, memory clinic), "
+            "clinic (1.5 T spin-echo T1) or modern (0.8 mm, deep-learning reconstruction).",
         ),
     ] = "home",
     variety: Annotated[

@@ -21,7 +21,7 @@ def test_home_is_the_training_cohort_unchanged():
         assert draw_subject(4, i, 3, site="home") == draw_subject(4, i, 3)
 
 
-@pytest.mark.parametrize("name", ["near", "far", "clinic"])
+@pytest.mark.parametrize("name", ["near", "far", "clinic", "modern"])
 def test_a_site_changes_only_the_fields_its_profile_names(name):
     changes = site_profile(name)["changes"]
     allowed = {"extras.site"} | {f for key in changes for f in CHANGED_FIELDS[key]}
