@@ -76,6 +76,9 @@ def test_v6_learns_the_age_path_from_pairs_and_moves_the_pet_by_the_age_only_map
     same = model.synthesize(one, one_mask, torch.tensor([60.0]), temperature=0.0, scan_age=torch.tensor([60.0]))[0]
     assert float((older - same)[frontal].mean()) / 3.0 == pytest.approx(change, abs=1e-4)
     assert model.supports_scan_age()
+    assert len(model._subject_terms_cache) == 1  # one T1 through four syntheses: segmented once
+    model.synthesize(t1[1:2], mask[1:2], torch.tensor([70.0]), temperature=0.0)
+    assert len(model._subject_terms_cache) == 2
 
     reloaded = v6()
     reloaded.load_state_dict(model.state_dict())
