@@ -53,7 +53,7 @@ def regional(volumes: np.ndarray, masks: np.ndarray, labels: np.ndarray) -> dict
     return out
 
 
-def model_rows(name: str, synthetic: np.ndarray, arrays, labels: np.ndarray, ad: np.ndarray) -> dict:
+def model_rows(synthetic: np.ndarray, arrays, labels: np.ndarray, ad: np.ndarray) -> dict:
     from mri2pet_cli.evaluation.scoring import score
 
     rows = score(synthetic, arrays)
@@ -104,12 +104,12 @@ def main() -> None:
         model, card, _ = load_model(name)
         raw = cached_predict(model, card, arrays, cache_root(records[0].preproc_dir), device=resolve_device("cpu"))
         synthetic = np.stack([model_output_to_suvr(raw[i], grid, arrays.mask[i] > 0)[0] for i in range(len(raw))])
-        result["models"][name] = model_rows(name, synthetic, arrays, labels, ad)
+        result["models"][name] = model_rows(synthetic, arrays, labels, ad)
         result["models"][name]["cohort_version"] = card.get("training_data", {}).get("simulation", {}).get("version")
         m = result["models"][name]
         print(f"{name}: MAE {m['mae']['mean']:.3f} {np.round(m['mae']['ci95'], 3)}, SSIM {m['ssim']['mean']:.3f}")
     baseline = np.repeat(train_pet.mean(axis=0)[None], len(arrays.ids), axis=0) * arrays.mask
-    result["models"]["baseline: mean training PET"] = model_rows("baseline", baseline, arrays, labels, ad)
+    result["models"]["baseline: mean training PET"] = model_rows(baseline, arrays, labels, ad)
     args.out.write_text(json.dumps(result, indent=2))
     print(f"wrote {args.out}")
 
