@@ -1,4 +1,4 @@
-"""The seeds' own comparisons on the held-out v2 test split, from the model cards' test metrics.
+"""The seeds' own comparisons, from the model cards' test metrics, grouped by the test split each card used.
 
 - seed 003 Table 1: axial-only vs three-plane pix2pix (MSE, PSNR, SSIM) against its baseline "each PET vs
   all other training PETs" (our population baseline);
@@ -10,6 +10,11 @@ Usage: python benchmarks/seed_comparisons.py [NAME=CARD ...] (defaults below); w
 benchmarks/results/seed_comparisons.json. The cards of configurations we do not ship (axial-only pix2pix,
 CycleGAN on disjoint halves) are kept in benchmarks/results/cards/; where a card's weights are not in the
 checkout, its time and memory are the card's own (``"timing": "card"``) instead of a fresh probe.
+
+Cards trained on different simulator versions were tested on different subjects: each row names its test
+split ("v3, 40 test subjects"), the baselines are given per split, and the printout compares rows only
+within one split. The two configurations we do not ship exist only on v2 (their weights are gone), so the
+axial-only and disjoint-halves comparisons stay v2 comparisons until they are retrained.
 """
 
 from __future__ import annotations
@@ -59,35 +64,48 @@ def card_timing(card: dict) -> dict:
     return {"model_seconds_cpu": seconds, "peak_memory_gb": card.get("peak_memory_gb")}
 
 
+METRICS = ("mae", "mse", "psnr", "ssim")
+
+
+def test_split_of(card: dict) -> str:
+    """'v3, 40 test subjects': the simulator version and size of the split the card's test metrics used.
+    The two reconstructed v2 cards (no training data recorded) say so in their ``source``."""
+    data = card.get("training_data")
+    if data is None:
+        return "v2, 15 test subjects"
+    return f"v{data.get('cohort_version', 2)}, {data['split_sizes']['test']} test subjects"
+
+
 def main(cards: dict[str, str]) -> dict:
     rows, baselines = {}, {}
     for label, path in cards.items():
         card = json.loads((ROOT / path).read_text())
         models = card["test_metrics"]["models"]
-        own = models[card["name"]]
-        rows[label] = {m: round(own[m]["mean"], 4) for m in ("mae", "mse", "psnr", "ssim")}
+        own, split = models[card["name"]], test_split_of(card)
+        rows[label] = {m: round(own[m]["mean"], 4) for m in METRICS} | {"test_split": split}
         rows[label] |= {"epochs": card["training"]["epochs"], "config": card["architecture"]["config"]}
         weights = (ROOT / path).with_suffix(".pt")
         if weights.exists():
             rows[label] |= probe(card["name"], weights) | {"timing": "measured now"}
         else:
             rows[label] |= card_timing(card) | {"timing": "card"}
-        if not baselines:  # the same split in every card: its baselines once
-            metrics = {k: v for k, v in models.items() if k != card["name"]}
-            baselines = {
-                k: {m: round(v[m]["mean"], 4) for m in ("mae", "mse", "psnr", "ssim")} for k, v in metrics.items()
-            }
-    print(f"{'model':34s} {'MAE':>7s} {'MSE':>7s} {'PSNR':>6s} {'SSIM':>6s} {'s/subj':>7s} {'GB':>5s}")
-    for label, row in rows.items():
-        seconds, peak = row["model_seconds_cpu"], row["peak_memory_gb"]
-        print(
-            f"{label:34s} {row['mae']:7.4f} {row['mse']:7.4f} {row['psnr']:6.2f} {row['ssim']:6.3f}"
-            f" {seconds if seconds is None else f'{seconds:.2f}':>7} {peak if peak is None else f'{peak:.2f}':>5}"
-        )
-    for label, row in baselines.items():
-        print(f"{label:34s} {row['mae']:7.4f} {row['mse']:7.4f} {row['psnr']:6.2f} {row['ssim']:6.3f}")
+        others = {k: v for k, v in models.items() if k != card["name"]}
+        if others and split not in baselines:  # one split, one set of baselines
+            baselines[split] = {k: {m: round(v[m]["mean"], 4) for m in METRICS} for k, v in others.items()}
+    for split in sorted({row["test_split"] for row in rows.values()}, reverse=True):
+        print(f"\n{split}\n{'model':34s} {'MAE':>7s} {'MSE':>7s} {'PSNR':>6s} {'SSIM':>6s} {'s/subj':>7s} {'GB':>5s}")
+        for label, row in rows.items():
+            if row["test_split"] != split:
+                continue
+            seconds, peak = row["model_seconds_cpu"], row["peak_memory_gb"]
+            print(
+                f"{label:34s} {row['mae']:7.4f} {row['mse']:7.4f} {row['psnr']:6.2f} {row['ssim']:6.3f}"
+                f" {seconds if seconds is None else f'{seconds:.2f}':>7} {peak if peak is None else f'{peak:.2f}':>5}"
+            )
+        for label, row in baselines.get(split, {}).items():
+            print(f"{label:34s} {row['mae']:7.4f} {row['mse']:7.4f} {row['psnr']:6.2f} {row['ssim']:6.3f}")
     result = {
-        "test_split": "v2 cohort, 15 held-out subjects (the unet run's split)",
+        "about": "rows compare only within one test split (each row's test_split); baselines per split",
         "models": rows,
         "baselines": baselines,
     }

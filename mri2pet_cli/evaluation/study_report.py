@@ -118,27 +118,55 @@ def ad_z_map_figure(z_map: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+CURVE_PANELS = (("synthetic PET: ", "synthetic PET alone"), ("T1 + synthetic PET: ", "T1 + synthetic PET"))
+MODEL_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+
+def _curve(ax, points: list[dict | None], style: dict, band_alpha: float) -> None:
+    x = [i for i, r in enumerate(points) if r]
+    auc, low, high = ([points[i][k] for i in x] for k in ("auc", "auc_low", "auc_high"))
+    (line,) = ax.plot(x, auc, marker="o", markersize=3.5, **style)
+    ax.fill_between(x, low, high, color=line.get_color(), alpha=band_alpha, lw=0)
+
+
 def label_efficiency_figure(rows: list[dict], path: Path) -> Path:
-    """AUC against the number of labelled subjects, with its range, one panel per task."""
+    """AUC against the number of labelled subjects, with its range over draws: one row per task; on the left
+    each model's synthetic PET, on the right T1 + synthetic PET, both against real PET (black) and the T1-only
+    rivals (grey). A model keeps its colour in every panel."""
     plt = pyplot()
-    tasks = list(dict.fromkeys(r["task"] for r in rows))
-    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(6.5 * max(len(tasks), 1), 4.4), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    tasks = list(dict.fromkeys(r["task"] for r in rows)) or ["(no task)"]
+    names = list(dict.fromkeys(r["features"] for r in rows))
+    models = list(dict.fromkeys(n.split(": ", 1)[1] for n in names if n.startswith(CURVE_PANELS[0][0])))
+    colour = {m: MODEL_COLOURS[i % len(MODEL_COLOURS)] for i, m in enumerate(models)}
+    rivals = [n for n in names if n.startswith("T1: ")]
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11.5, 3.9 * len(tasks)), squeeze=False, sharey="row")
+    for row, task in enumerate(tasks):
         mine = [r for r in rows if r["task"] == task]
         sizes = list(dict.fromkeys(r["labelled_n"] for r in mine))
-        for name in dict.fromkeys(r["features"] for r in mine):
-            points = [next((r for r in mine if r["features"] == name and r["labelled_n"] == n), None) for n in sizes]
-            x = [i for i, r in enumerate(points) if r]
-            auc, low, high = ([points[i][k] for i in x] for k in ("auc", "auc_low", "auc_high"))
-            style = "--" if name.startswith("T1:") else (":" if name == "real PET" else "-")
-            (line,) = ax.plot(x, auc, style, marker="o", label=name)
-            ax.fill_between(x, low, high, color=line.get_color(), alpha=0.12)
-        ax.set_xticks(range(len(sizes)), sizes)
-        ax.set_xlabel("labelled subjects (all: cross-validation)")
-        ax.set_ylabel("AUC on subjects not used for training")
-        ax.set_title(f"Label-efficiency curves: {task}")
-        ax.axhline(0.5, color="grey", lw=0.5)
-        ax.legend(fontsize=6, loc="lower right")
+        by_key = {(r["features"], r["labelled_n"]): r for r in mine}
+
+        def points(name: str, sizes: list = sizes, by_key: dict = by_key) -> list[dict | None]:
+            return [by_key.get((name, n)) for n in sizes]
+
+        for column, (prefix, title) in enumerate(CURVE_PANELS):
+            ax = axes[row][column]
+            _curve(ax, points("real PET"), {"color": "black", "ls": ":", "label": "real PET"}, 0.10)
+            for k, rival in enumerate(rivals):
+                style = {"color": "grey", "ls": "-" if k == 0 else "--", "label": rival}
+                _curve(ax, points(rival), style, 0.15 if k == 0 else 0.0)
+            for model in models:
+                if any(points(prefix + model)):
+                    _curve(ax, points(prefix + model), {"color": colour[model], "label": model}, 0.06)
+            ax.set_xticks(range(len(sizes)), sizes)
+            ax.axhline(0.5, color="grey", lw=0.5)
+            ax.set_title(f"{task}: {title}", fontsize=9)
+            ax.set_xlabel("labelled subjects (all: cross-validation)", fontsize=8)
+            if column == 0:
+                ax.set_ylabel("AUC on subjects not used for training", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(0.99, 0.5), fontsize=7, frameon=False)
+    fig.suptitle("Label-efficiency curves (bands: 2.5-97.5 % over draws; all: bootstrap)", fontsize=9)
+    fig.tight_layout()
     return save_figure(fig, path)
 
 

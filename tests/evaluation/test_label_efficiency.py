@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from mri2pet_cli.evaluation import classification
 from mri2pet_cli.evaluation import label_efficiency as le
 
 
@@ -49,3 +50,17 @@ def test_curves_find_the_better_features_and_withhold_verdicts_on_few_subjects()
 def test_verdict_reads_the_interval(low, high, expected):
     assert le.verdict(low, high, 40).startswith(expected)
     assert le.verdict(low, high, 29) == le.TOO_FEW
+
+
+def test_the_boosted_trees_rival_learns_from_twenty_labelled_subjects():
+    """With 20 labels the trees must split (a constant classifier scores AUC 0.5 on every draw)."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat([0, 1], 40)
+    tissue = rng.normal(size=(80, 6))
+    tissue[:, 0] += 2.0 * labels
+    features, kind = le.rival_sets(tissue, rng.normal(75, 6, 80))[le.T1_RIVALS[1]]
+    drawn = le.stratified_draw(labels, 20, np.random.default_rng(0))
+    scores = le.fit_and_score(features, kind, labels, drawn, seed=0)
+    unseen = np.setdiff1d(np.arange(80), drawn)
+    assert np.ptp(scores[unseen]) > 0
+    assert classification.rank_auc(labels[unseen] == 1, scores[unseen]) > 0.75
