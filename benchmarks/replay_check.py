@@ -1,16 +1,20 @@
 """Issue 33: does a card's recorded command re-make its logged run? Replay the first epochs and compare.
 
     python benchmarks/replay_check.py weights/unet.json [--run 0] [--epochs 1] [--data runs/cohort-v3]
+        [--start-weights OLD.pt]
 
 Takes run ``--run`` of the card's chain (``training.runs``), runs its `mri2pet train` command into a fresh
 folder (``-o`` replaced, ``--data`` replaced where the cohort lives elsewhere), stops it once ``--epochs``
 epochs are logged, and compares each replayed epoch's training loss and validation MAE with the card's
 learning curve. Writes benchmarks/results/replay_<model>.json.
 
-What "matching" means: the same data (the card's data sha256 is checked first), seed, thread count and
+What "matching" means: the same data (the script compares the card's data sha256 first), seed, thread count and
 machine give the same numbers to float precision; another CPU or thread count may differ in the last
-digits (README, Reproducibility). A run that started from other weights needs those weights at the
-recorded path with the recorded sha256, which the script checks before it starts.
+digits (README, Reproducibility). Preprocessing with another thread count (``--jobs``) moves registrations
+in the 7th digit and so the model-grid files: the script prints whether the cohort's training and
+validation files are the ones the run saw (their sha256, as `mri2pet train` records it). A run that started
+from other weights needs those weights (``--start-weights``, or the recorded path; their card beside them) with
+the recorded sha256, which the script checks before it starts.
 """
 
 from __future__ import annotations
@@ -36,10 +40,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def replay_words(command: str, run_dir: Path, data: str | None) -> list[str]:
-    """The recorded command with its output folder (and, if asked, its data folder) replaced."""
+def current_data_sha256(words: list[str]) -> str:
+    """The fingerprint `mri2pet train` would record for this command's training and validation subjects."""
+    from mri2pet_cli.preprocessing.cohort import data_fingerprint, prepare_dataset, read_split
+
+    data = words[words.index("--data") + 1]
+    split = read_split(ROOT / words[words.index("--split") + 1], data)
+    by_id = {r.subject_id: r for r in prepare_dataset(data, only=split["train"] + split["validation"])[0]}
+    return data_fingerprint([by_id[s] for s in split["train"] + split["validation"]])
+
+
+def replay_words(command: str, run_dir: Path, data: str | None, start: str | None = None) -> list[str]:
+    """The recorded command with its output folder (and, if asked, its data folder and start weights) replaced."""
     words = shlex.split(command)
-    for flag, value in (("-o", str(run_dir)), ("--data", data)):
+    for flag, value in (("-o", str(run_dir)), ("--data", data), ("--init-weights", start)):
         if value is not None and flag in words:
             words[words.index(flag) + 1] = value
     words[0] = str(Path(sys.executable).with_name("mri2pet"))
@@ -85,28 +99,32 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--run", type=int, default=0, help="which run of the card's chain")
     parser.add_argument("--epochs", type=int, default=1, help="epochs to replay")
     parser.add_argument("--data", default=None, help="the cohort, where it is not at the recorded path")
+    parser.add_argument("--start-weights", default=None, help="the run's start weights, where not at their path")
     args = parser.parse_args(argv)
     card = json.loads(args.card.read_text())
     run = card["training"]["runs"][args.run]
-    words = shlex.split(run["command"])
+    words = replay_words(run["command"], Path("unused"), args.data, args.start_weights)
     if run.get("start_weights_sha256"):
         start = ROOT / words[words.index("--init-weights") + 1]
         if not start.exists() or sha256_of(start) != run["start_weights_sha256"]:
             raise SystemExit(f"{start}: not the start weights this run recorded (sha256 {run['start_weights_sha256']})")
+    data_sha = current_data_sha256(words)
+    print(f"data: {'the files the run saw' if data_sha == run.get('data_sha256') else 'OTHER files than the run saw'}")
     with tempfile.TemporaryDirectory(prefix="replay-", dir=ROOT / "runs" if (ROOT / "runs").is_dir() else None) as tmp:
         run_dir = Path(tmp) / card["name"]
-        words = replay_words(run["command"], run_dir, args.data)
+        words = replay_words(run["command"], run_dir, args.data, args.start_weights)
         started = time.perf_counter()
         replayed = run_until(words, run_dir, args.epochs, Path(tmp) / "train.log")
         seconds = time.perf_counter() - started
-        summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
-    data_sha = (summary.get("runs") or [{}])[0].get("data_sha256")
+        if not replayed:  # it stopped before its first epoch: say why
+            raise SystemExit("the replay logged no epoch:\n" + (Path(tmp) / "train.log").read_text()[-2000:])
     rows = compare(card["training"]["learning_curve"], replayed)
     result = {
         "card": str(args.card),
         "command": shlex.join(words[1:]),
         "recorded_data_sha256": run.get("data_sha256"),
         "replayed_data_sha256": data_sha,
+        "same_data": data_sha == run.get("data_sha256"),
         "epochs": rows,
         "seconds": round(seconds, 1),
         "identical": bool(rows) and all(v["difference"] == 0 for r in rows for k, v in r.items() if k != "epoch"),

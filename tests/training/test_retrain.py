@@ -110,3 +110,17 @@ def test_retrain_all_trains_exports_and_skips_what_is_done(fake_data, tmp_path, 
     options, recipe = retrain.parse_args(args), retrain.RECIPES["unet"]
     command = retrain.train_command("unet", options, tmp_path / "runs" / "unet", recipe, 1, False)
     assert command[-1] == "--resume"  # ... and the next run resumes the checkpoint and exports again
+
+
+def test_replay_check_swaps_only_the_paths_it_is_given_and_reads_a_difference():
+    spec = importlib.util.spec_from_file_location("replay_check", ROOT / "benchmarks" / "replay_check.py")
+    replay = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(replay)
+    command = "mri2pet train --model unet --data runs/a -o runs/b --epochs 2 --init-weights weights/unet.pt"
+    words = replay.replay_words(command, Path("/tmp/out"), None, "old/unet.pt")
+    assert words[words.index("-o") + 1] == "/tmp/out" and words[words.index("--data") + 1] == "runs/a"
+    assert words[words.index("--init-weights") + 1] == "old/unet.pt" and words[words.index("--epochs") + 1] == "2"
+    logged = [{"epoch": 1, "loss": 0.5, "val_mae": 0.1}, {"epoch": 2, "loss": 0.4, "val_mae": 0.09}]
+    rows = replay.compare(logged, [{"epoch": 1, "loss": 0.5, "val_mae": 0.1000001}])
+    assert len(rows) == 1 and rows[0]["loss"]["difference"] == 0.0
+    assert rows[0]["val_mae"]["difference"] == pytest.approx(1e-7)
