@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from mri2pet_cli.space.atlas import aal_names
-from mri2pet_cli.space.tissue import region_order, regional_values, tissue_probabilities
+from mri2pet_cli.space.tissue import region_order, regional_values, tissue_fractions, tissue_probabilities
 
 
 def region_feature_names(prefix: str) -> list[str]:
@@ -34,3 +34,27 @@ def t1_tissue_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> 
     measure it (grey matter lost, CSF gained), from one mixture fit."""
     csf, gm, _ = tissue_probabilities(t1, mask)
     return np.concatenate([regional_values(gm, labels, mask), regional_values(csf, labels, mask)])
+
+
+def large_region_masks(labels: np.ndarray) -> list[np.ndarray]:
+    """One mask per scored row of the FDG literature table (docs/simulation.md): about 30 large regions
+    (frontal, precuneus, hippocampus, ...), both hemispheres, each a union of AAL regions."""
+    from mri2pet_cli.simulation.fdg_reference import region_label_values, scored_regions
+
+    return [np.isin(labels, region_label_values(r)) for r in scored_regions()]
+
+
+def t1_large_region_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Grey matter and CSF of one model-grid T1 in the table's large regions, each as a partial-volume fraction
+    and as a mixture posterior (4 x about 30 values): fewer, larger regions than AAL's 116, so that a
+    classifier fitted on 10-150 labels has fewer columns to overfit (the simulator's "T1 ceiling" features)."""
+    csf_p, gm_p, _ = tissue_probabilities(t1, mask)
+    csf_f, gm_f, _ = tissue_fractions(t1, mask)
+    inside = mask > 0
+    regions = [region & inside for region in large_region_masks(labels)]
+    columns = []
+    for volume in (gm_f, gm_p, csf_f, csf_p):
+        for region in regions:
+            voxels = volume[region]
+            columns.append(float(voxels.mean()) if voxels.size else np.nan)
+    return np.array(columns, dtype=np.float64)

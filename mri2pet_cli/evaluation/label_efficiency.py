@@ -5,7 +5,9 @@ what the lab could fit on its own labels: when labels are few and the generator 
 So each feature set is trained on n labelled subjects (n = 10, 20, 40, 80: repeated random draws,
 stratified by class, at least two per class) and scored on every subject not drawn; "all" is
 cross-validation, scored out of fold. Rivals that see only the T1 and the age, as a lab would fit them:
-regional grey matter + CSF + age with logistic regression, and gradient-boosted trees on the same features.
+regional grey matter + CSF (116 AAL regions each) + age with logistic regression, gradient-boosted trees on
+the same features, and logistic regression on about 30 large regions' grey matter + CSF (fractions and
+posteriors) + age, the features of the simulator's documented "T1 ceiling".
 
 Intervals: at each n, the 2.5-97.5 % range over the draws of the AUC on the undrawn subjects, and of the
 paired difference (same draw, same scored subjects) between a set and the best T1-only rival at that n
@@ -22,13 +24,23 @@ from mri2pet_cli.evaluation import classification
 LABELLED_N = (10, 20, 40, 80)
 MIN_PER_CLASS = 30  # scored subjects per class below which a verdict is withheld
 TOO_FEW = "too few subjects to tell"
-T1_RIVALS = ("T1: grey matter + CSF + age (logistic)", "T1: grey matter + CSF + age (boosted trees)")
+T1_RIVALS = (
+    "T1: grey matter + CSF + age (logistic)",
+    "T1: grey matter + CSF + age (boosted trees)",
+    "T1: large regions' grey matter + CSF + age (logistic)",
+)
 
 
-def rival_sets(tissue: np.ndarray, age: np.ndarray) -> dict[str, tuple[np.ndarray, str]]:
-    """The T1-only rivals: (features, classifier kind) from regional GM + CSF and the age."""
+def rival_sets(
+    tissue: np.ndarray, age: np.ndarray, large_regions: np.ndarray | None = None
+) -> dict[str, tuple[np.ndarray, str]]:
+    """The T1-only rivals: (features, classifier kind) from regional GM + CSF and the age; with
+    ``large_regions`` (features.t1_large_region_features) also the large-region rival."""
     features = np.column_stack([tissue, age])
-    return {T1_RIVALS[0]: (features, "logistic"), T1_RIVALS[1]: (features, "boosting")}
+    rivals = {T1_RIVALS[0]: (features, "logistic"), T1_RIVALS[1]: (features, "boosting")}
+    if large_regions is not None:
+        rivals[T1_RIVALS[2]] = (np.column_stack([large_regions, age]), "logistic")
+    return rivals
 
 
 def stratified_draw(labels: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray | None:

@@ -60,11 +60,13 @@ def feature_sets(inputs: StudyInputs) -> dict[str, np.ndarray]:
     sets = {"real": regional_matrix(arrays.pet, arrays, labels)}
     sets |= {name: regional_matrix(pet, arrays, labels) for name, pet in inputs.synthetic.items()}
     with tracked("grey-matter and CSF features", len(arrays.ids)) as advance:
-        tissue = []
+        tissue, large = [], []
         for i, subject in enumerate(arrays.ids):
             tissue.append(features.t1_tissue_features(arrays.t1[i], arrays.mask[i], labels))
+            large.append(features.t1_large_region_features(arrays.t1[i], arrays.mask[i], labels))
             advance(subject)
     sets["t1 tissue"] = np.stack(tissue)  # regional grey matter, then regional CSF
+    sets["t1 large regions"] = np.stack(large)
     sets["mri"] = sets["t1 tissue"][:, : len(features.region_order())]
     if inputs.t1_only is not None:  # their synthetic PETs, as extra sets "t1-only:<model>"
         for name, pet in inputs.t1_only_synthetic.items():
@@ -221,7 +223,7 @@ def label_efficiency_rows(
             messages.append(f"label-efficiency curves: {chosen}")
             continue
         index, labels = chosen
-        rivals = label_efficiency.rival_sets(sets["t1 tissue"][index], age[index])
+        rivals = label_efficiency.rival_sets(sets["t1 tissue"][index], age[index], sets["t1 large regions"][index])
         candidates = {"real PET": (sets["real"][index], "logistic"), **rivals}
         t1 = rivals[label_efficiency.T1_RIVALS[0]][0]  # regional GM + CSF + age
         for name in models:

@@ -152,7 +152,7 @@ def label_efficiency_figure(rows: list[dict], path: Path) -> Path:
             ax = axes[row][column]
             _curve(ax, points("real PET"), {"color": "black", "ls": ":", "label": "real PET"}, 0.10)
             for k, rival in enumerate(rivals):
-                style = {"color": "grey", "ls": "-" if k == 0 else "--", "label": rival}
+                style = {"color": "grey", "ls": ("-", "--", "-.")[k % 3], "label": rival}
                 _curve(ax, points(rival), style, 0.15 if k == 0 else 0.0)
             for model in models:
                 if any(points(prefix + model)):
@@ -357,7 +357,8 @@ def _page(result: dict, files: dict[str, Path]) -> str:
 <h2>Label-efficiency curves: synthetic PET against the best T1-only classifier</h2>
 <p>Each feature set trained on n labelled subjects (random draws stratified by class; logistic regression,
 C = 1; boosted trees for one T1 rival) and scored on the subjects not drawn; "all": cross-validation.
-T1-only rivals use regional grey matter, regional CSF and age. Ranges: 2.5-97.5 % over draws (n) or a paired
+T1-only rivals use regional grey matter, regional CSF and age (116 AAL regions; or about 30 large regions,
+fractions and posteriors). Ranges: 2.5-97.5 % over draws (n) or a paired
 bootstrap over subjects (all); the difference is paired against the best T1-only rival at that n. Below
 30 scored subjects per class the verdict reads "too few subjects to tell".</p>
 {_image(files["png:label_efficiency"], "AUC against labelled subjects")}

@@ -17,7 +17,7 @@ def toy_sets(n_per_class: int, seed: int = 0):
     tissue[:, 0] += 0.3 * labels
     tissue[::4, 1] = np.nan  # a region outside some masks: the imputer and the trees take it
     age = rng.normal(75, 6, 2 * n_per_class)
-    sets = {"synthetic PET: toy": (pet, "logistic"), **le.rival_sets(tissue, age)}
+    sets = {"synthetic PET: toy": (pet, "logistic"), **le.rival_sets(tissue, age, large_regions=tissue[:, :3])}
     return sets, labels
 
 
@@ -64,3 +64,29 @@ def test_the_boosted_trees_rival_learns_from_twenty_labelled_subjects():
     unseen = np.setdiff1d(np.arange(80), drawn)
     assert np.ptp(scores[unseen]) > 0
     assert classification.rank_auc(labels[unseen] == 1, scores[unseen]) > 0.75
+
+
+def test_large_region_features_see_grey_matter_turned_into_csf():
+    """Four blocks (GM fraction, GM posterior, CSF fraction, CSF posterior) over the table's large regions; a
+    region whose grey matter becomes CSF reads less grey matter and more CSF in both kinds of measure."""
+    from mri2pet_cli.evaluation import features
+    from mri2pet_cli.space.atlas import template_maps
+    from mri2pet_cli.space.grid import default_grid
+
+    grid = default_grid()
+    maps = template_maps(grid)
+    labels, mask = maps.aal, maps.brain_mask
+    t1 = np.where(labels > 0, 0.6, 1.0)  # grey matter in the atlas regions, white matter elsewhere
+    t1[maps.csf > 0.5] = 0.25
+    t1 = ((t1 + np.random.default_rng(0).normal(0, 0.02, mask.shape)) * mask).astype(np.float32)
+    regions = features.large_region_masks(labels)
+    healthy = features.t1_large_region_features(t1, mask, labels)
+    atrophied = t1.copy()
+    atrophied[regions[0] & mask] = 0.25  # the first region's grey matter becomes CSF
+    thinned = features.t1_large_region_features(atrophied, mask, labels)
+    k = len(regions)
+    assert healthy.shape == (4 * k,)
+    for block in (0, 1):  # grey matter falls
+        assert thinned[block * k] < healthy[block * k] - 0.3
+    for block in (2, 3):  # CSF rises
+        assert thinned[block * k] > healthy[block * k] + 0.3

@@ -10,7 +10,7 @@ from sklearn.metrics import confusion_matrix, f1_score, matthews_corrcoef, roc_a
 from typer.testing import CliRunner
 
 from mri2pet_cli.cli import app
-from mri2pet_cli.evaluation import classification, conventions, trends
+from mri2pet_cli.evaluation import classification, conventions, label_efficiency, trends
 from mri2pet_cli.evaluation.agreement import bland_altman, paired_model_tests
 from mri2pet_cli.training import TrainOptions, export_run, train
 from tests.fake_data import write_fake_dataset
@@ -249,7 +249,8 @@ def test_study_through_the_cli_writes_html_csv_json(diagnosed_data, tmp_path, mo
     curves = [r for r in study["label_efficiency"] if r["task"] == "CN vs AD"]
     assert {r["labelled_n"] for r in curves} == {"10", "all"}  # 16 subjects: n = 20 would leave too few
     names = {r["features"] for r in curves}
-    assert {"real PET", "synthetic PET: unet", "T1 + synthetic PET: unet"} <= names and len(names) == 5
+    assert {"real PET", "synthetic PET: unet", "T1 + synthetic PET: unet"} <= names
+    assert set(label_efficiency.T1_RIVALS) <= names and len(names) == 6  # the three T1-only rivals
     assert {r["verdict"] for r in curves if "verdict" in r} == {"too few subjects to tell"}
     assert (out / "study_label_efficiency.png").stat().st_size > 0
     assert real["roc"]["fpr"][0] == 0 and real["roc"]["tpr"][-1] == 1  # the out-of-fold ROC curve
