@@ -20,7 +20,6 @@ the recorded sha256, which the script checks before it starts.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import shlex
 import subprocess
@@ -29,15 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from mri2pet_cli.completion import sha256_file
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def current_data_sha256(words: list[str]) -> str:
@@ -106,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     words = replay_words(run["command"], Path("unused"), args.data, args.start_weights)
     if run.get("start_weights_sha256"):
         start = ROOT / words[words.index("--init-weights") + 1]
-        if not start.exists() or sha256_of(start) != run["start_weights_sha256"]:
+        if not start.exists() or sha256_file(start) != run["start_weights_sha256"]:
             raise SystemExit(f"{start}: not the start weights this run recorded (sha256 {run['start_weights_sha256']})")
     data_sha = current_data_sha256(words)
     print(f"data: {'the files the run saw' if data_sha == run.get('data_sha256') else 'OTHER files than the run saw'}")

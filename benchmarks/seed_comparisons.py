@@ -67,7 +67,7 @@ def card_timing(card: dict) -> dict:
 METRICS = ("mae", "mse", "psnr", "ssim")
 
 
-def test_split_of(card: dict) -> str:
+def split_of_card(card: dict) -> str:
     """'v3, 40 test subjects': the simulator version and size of the split the card's test metrics used.
     The two reconstructed v2 cards (no training data recorded) say so in their ``source``."""
     data = card.get("training_data")
@@ -81,7 +81,7 @@ def main(cards: dict[str, str]) -> dict:
     for label, path in cards.items():
         card = json.loads((ROOT / path).read_text())
         models = card["test_metrics"]["models"]
-        own, split = models[card["name"]], test_split_of(card)
+        own, split = models[card["name"]], split_of_card(card)
         rows[label] = {m: round(own[m]["mean"], 4) for m in METRICS} | {"test_split": split}
         rows[label] |= {"epochs": card["training"]["epochs"], "config": card["architecture"]["config"]}
         weights = (ROOT / path).with_suffix(".pt")
