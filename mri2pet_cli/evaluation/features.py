@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from mri2pet_cli.space.atlas import aal_names
-from mri2pet_cli.space.tissue import region_order, regional_values, tissue_fractions, tissue_probabilities
+from mri2pet_cli.space.tissue import (
+    region_order,
+    regional_values,
+    tissue_probabilities,
+    tissue_probabilities_and_fractions,
+)
 
 
 def region_feature_names(prefix: str) -> list[str]:
@@ -48,8 +53,7 @@ def t1_large_region_features(t1: np.ndarray, mask: np.ndarray, labels: np.ndarra
     """Grey matter and CSF of one model-grid T1 in the table's large regions, each as a partial-volume fraction
     and as a mixture posterior (4 x about 30 values): fewer, larger regions than AAL's 116, so that a
     classifier fitted on 10-150 labels has fewer columns to overfit (the simulator's "T1 ceiling" features)."""
-    csf_p, gm_p, _ = tissue_probabilities(t1, mask)
-    csf_f, gm_f, _ = tissue_fractions(t1, mask)
+    (csf_p, gm_p, _), (csf_f, gm_f, _) = tissue_probabilities_and_fractions(t1, mask)
     inside = mask > 0
     regions = [region & inside for region in large_region_masks(labels)]
     columns = []

@@ -38,31 +38,43 @@ def tissue_mixture(t1: np.ndarray, mask: np.ndarray):
     return GaussianMixture(3, means_init=start, random_state=GM_MIXTURE_SEED).fit(sample), inside, values
 
 
-def tissue_probabilities(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSF, grey- and white-matter posteriors of a 3-class Gaussian mixture on the T1 inside the mask
-    (classes by their mean intensity: dark, middle, bright), 0 outside."""
-    mixture, inside, values = tissue_mixture(t1, mask)
+def _posteriors(mixture, inside: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     posterior = mixture.predict_proba(values)
     out = []
     for component in np.argsort(mixture.means_.ravel()):
-        probability = np.zeros(t1.shape, dtype=np.float32)
+        probability = np.zeros(inside.shape, dtype=np.float32)
         probability[inside] = posterior[:, component]
         out.append(probability)
     return out[0], out[1], out[2]
 
 
-def tissue_fractions(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSF, grey- and white-matter *fractions* of each voxel (partial volume): the mixture's three class means,
-    then linear unmixing between the two neighbouring means (CSF-GM below the GM mean, GM-WM above), 0 outside.
-    Two tissues per voxel at most: grey matter lost to CSF beside white matter is not seen as a loss."""
-    mixture, inside, values = tissue_mixture(t1, mask)
+def _fractions(mixture, inside: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dark, middle, bright = np.sort(mixture.means_.ravel())
     x = np.clip(values[:, 0], dark, bright)
     gm = np.where(x <= middle, (x - dark) / (middle - dark), (bright - x) / (bright - middle))
     csf = np.where(x <= middle, 1.0 - gm, 0.0)
     out = []
     for fraction in (csf, gm, 1.0 - gm - csf):
-        volume = np.zeros(t1.shape, dtype=np.float32)
+        volume = np.zeros(inside.shape, dtype=np.float32)
         volume[inside] = fraction
         out.append(volume)
     return out[0], out[1], out[2]
+
+
+def tissue_probabilities(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSF, grey- and white-matter posteriors of a 3-class Gaussian mixture on the T1 inside the mask
+    (classes by their mean intensity: dark, middle, bright), 0 outside."""
+    return _posteriors(*tissue_mixture(t1, mask))
+
+
+def tissue_fractions(t1: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSF, grey- and white-matter *fractions* of each voxel (partial volume): the mixture's three class means,
+    then linear unmixing between the two neighbouring means (CSF-GM below the GM mean, GM-WM above), 0 outside.
+    Two tissues per voxel at most: grey matter lost to CSF beside white matter is not seen as a loss."""
+    return _fractions(*tissue_mixture(t1, mask))
+
+
+def tissue_probabilities_and_fractions(t1: np.ndarray, mask: np.ndarray) -> tuple[tuple, tuple]:
+    """Both of the above from one mixture fit: (CSF, GM, WM posteriors), (CSF, GM, WM fractions)."""
+    fitted = tissue_mixture(t1, mask)
+    return _posteriors(*fitted), _fractions(*fitted)
