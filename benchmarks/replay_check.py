@@ -33,12 +33,11 @@ from mri2pet_cli.completion import sha256_file
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def current_data_sha256(words: list[str]) -> str:
-    """The fingerprint `mri2pet train` would record for this command's training and validation subjects."""
+def current_data_sha256(data: str, split_file: str) -> str:
+    """The fingerprint `mri2pet train` would record for the split's training and validation subjects."""
     from mri2pet_cli.preprocessing.cohort import data_fingerprint, prepare_dataset, read_split
 
-    data = words[words.index("--data") + 1]
-    split = read_split(ROOT / words[words.index("--split") + 1], data)
+    split = read_split(ROOT / split_file, data)
     by_id = {r.subject_id: r for r in prepare_dataset(data, only=split["train"] + split["validation"])[0]}
     return data_fingerprint([by_id[s] for s in split["train"] + split["validation"]])
 
@@ -96,12 +95,13 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     card = json.loads(args.card.read_text())
     run = card["training"]["runs"][args.run]
-    words = replay_words(run["command"], Path("unused"), args.data, args.start_weights)
+    recorded = shlex.split(run["command"])
     if run.get("start_weights_sha256"):
-        start = ROOT / words[words.index("--init-weights") + 1]
+        start = ROOT / (args.start_weights or recorded[recorded.index("--init-weights") + 1])
         if not start.exists() or sha256_file(start) != run["start_weights_sha256"]:
             raise SystemExit(f"{start}: not the start weights this run recorded (sha256 {run['start_weights_sha256']})")
-    data_sha = current_data_sha256(words)
+    data = args.data or recorded[recorded.index("--data") + 1]
+    data_sha = current_data_sha256(data, recorded[recorded.index("--split") + 1])
     print(f"data: {'the files the run saw' if data_sha == run.get('data_sha256') else 'OTHER files than the run saw'}")
     with tempfile.TemporaryDirectory(prefix="replay-", dir=ROOT / "runs" if (ROOT / "runs").is_dir() else None) as tmp:
         run_dir = Path(tmp) / card["name"]
