@@ -59,6 +59,10 @@ choice down, about 110 lines of the file.)
   T1 fixed, ``--age`` moves the PET by A(T1) per decade: the age-only effect as pairs can estimate it.
   Each training run refits it on its own pairs (>= 10 with an age; fewer keep the initial weights' path),
   and the v4/v5 simulator-measured map is dropped from initial weights.
+- v7 (the DUAL-GLOW issue), ``mean_trainable=True``: the mean network trains jointly with the flows. The
+  likelihood alone moves the centre only as far as the flow cannot absorb the shift, so ``mean_l1_weight``
+  w > 0 adds w x the masked L1 of m(T1, age) against the PET (a choice: the paper has no mean network; L1 is
+  the loss `unet` trains with). The T = 0 decode is m plus the flow's most likely residual.
 - Paper size: 4 levels x 16 steps on V100s. Default here (2 CPU cores): 3 levels x 4 steps, width 32;
   ``full_size_config()`` gives the paper's.
 """
@@ -86,6 +90,7 @@ from mri2pet_cli.models.flows import (
     squeeze3d,
     zero_ended_cnn,
 )
+from mri2pet_cli.models.losses import masked_l1
 from mri2pet_cli.models.registry import register
 from mri2pet_cli.models.unet import build_unet_layers, unet_forward
 from mri2pet_cli.space.atlas import template_maps
@@ -211,6 +216,7 @@ class DualGlow(Synthesizer):
         mean_levels: int = 4,
         mean_init: str | None = None,
         mean_trainable: bool = False,
+        mean_l1_weight: float = 0.0,
         age_only_effect: bool = False,
         pet_conditioned_priors: bool = False,
         masked_likelihood: bool = False,
@@ -267,6 +273,9 @@ class DualGlow(Synthesizer):
             raise ValueError("mean_network must be 'none' (the mean training PET) or 'unet'")
         self.mean_net: nn.Module | None = None
         self.mean_init, self.mean_trainable, self.mean_levels = mean_init, mean_trainable, mean_levels
+        if mean_l1_weight and not (mean_trainable and mean_network == "unet"):
+            raise ValueError("mean_l1_weight trains the mean network: it needs mean_network='unet', mean_trainable")
+        self.mean_l1_weight = mean_l1_weight
         if mean_network == "unet":
             self.mean_net = nn.Module()
             build_unet_layers(self.mean_net, mean_base, mean_levels)
@@ -588,7 +597,8 @@ class DualGlow(Synthesizer):
         age_in = self._age_inputs(age, t1.shape[0], t1.device, drop_age)
         mask = torch.ones_like(t1) if mask is None else mask
         x_m = self._to_flow(t1, self.t1_mean, self.t1_scale, dequantize)
-        x_p = self._to_flow(pet, self._pet_centre(t1, mask, age_in), self.pet_scale, dequantize)
+        centre = self._pet_centre(t1, mask, age_in)
+        x_p = self._to_flow(pet, centre, self.pet_scale, dequantize)
         positions = level_positions(mask, self.levels) if self.masked_likelihood else None
         z_m, logdet_m = self.flow_m(x_m, positions)
         z_p, logdet_p, rests = self.flow_p(x_p, positions, with_rests=True)
@@ -609,6 +619,7 @@ class DualGlow(Synthesizer):
             "z_p": z_p,
             "context": context,
             "known_age": known,
+            "centre": centre,
         }
 
     def bits_per_dim(self, log_p: torch.Tensor, dims) -> torch.Tensor:
@@ -631,6 +642,9 @@ class DualGlow(Synthesizer):
         nll = -(out["log_p"] + self.lam * out["log_m"]) / dims
         losses = {"nll": nll.mean(), "bpd": self.bits_per_dim(out["log_p"], dims).mean()}
         loss = losses["nll"]
+        if self.mean_l1_weight:  # v7: the jointly trained mean also learns the PET itself
+            losses["mean_l1"] = masked_l1(out["centre"], pet, batch["mask"])
+            loss = loss + self.mean_l1_weight * losses["mean_l1"]
         age = batch.get("age")
         if age is not None and self.cls_weight > 0:
             known = torch.isfinite(age.float())
