@@ -6,7 +6,7 @@ So each feature set is trained on n labelled subjects (n = 10, 20, 40, 80: repea
 stratified by class, at least two per class) and scored on every subject not drawn; "all" is
 cross-validation, scored out of fold. Rivals that see only the T1 and the age, as a lab would fit them:
 regional grey matter + CSF (116 AAL regions each) + age with logistic regression, gradient-boosted trees on
-the same features, and logistic regression on about 30 large regions' grey matter + CSF (fractions and
+the same features, and logistic regression on 33 large regions' grey matter + CSF (fractions and
 posteriors) + age, the features of the simulator's documented "T1 ceiling".
 
 Intervals: at each n, the 2.5-97.5 % range over the draws of the AUC on the undrawn subjects, and of the

@@ -357,7 +357,7 @@ def _page(result: dict, files: dict[str, Path]) -> str:
 <h2>Label-efficiency curves: synthetic PET against the best T1-only classifier</h2>
 <p>Each feature set trained on n labelled subjects (random draws stratified by class; logistic regression,
 C = 1; boosted trees for one T1 rival) and scored on the subjects not drawn; "all": cross-validation.
-T1-only rivals use regional grey matter, regional CSF and age (116 AAL regions; or about 30 large regions,
+T1-only rivals use regional grey matter, regional CSF and age (116 AAL regions; or 33 large regions,
 fractions and posteriors). Ranges: 2.5-97.5 % over draws (n) or a paired
 bootstrap over subjects (all); the difference is paired against the best T1-only rival at that n. Below
 30 scored subjects per class the verdict reads "too few subjects to tell".</p>
