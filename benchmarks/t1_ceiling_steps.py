@@ -36,13 +36,15 @@ import nibabel as nib
 import numpy as np
 
 from mri2pet_cli.evaluation.classification import normalise_diagnosis
-from mri2pet_cli.evaluation.features import large_region_masks, t1_large_region_features
+from mri2pet_cli.evaluation.features import t1_large_region_features
 from mri2pet_cli.evaluation.label_efficiency import T1_RIVALS, curves
 from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset, record_grid
 from mri2pet_cli.preprocessing.inputs import read_participants
 from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
+from mri2pet_cli.simulation.fdg_model import row_suvr
+from mri2pet_cli.simulation.fdg_reference import REGIONS
 from mri2pet_cli.simulation.population import parse_diagnosis_mix
-from mri2pet_cli.space.atlas import mean_in_labels, reference_labels, template_maps
+from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import default_grid
 
 RESULTS = Path(__file__).parent / "results"
@@ -54,13 +56,8 @@ STEPS = (
 
 
 def pet_features(pet: np.ndarray, mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Each large region's mean SUVR inside the mask, cerebellar cortex = 1."""
-    inside = mask > 0
-    reference = mean_in_labels(pet * inside, np.where(inside, labels, 0), reference_labels())
-    values = [
-        pet[region & inside].mean() if (region & inside).any() else np.nan for region in large_region_masks(labels)
-    ]
-    return np.array(values, dtype=np.float64) / reference
+    """Each table row's mean SUVR inside the mask, cerebellar cortex = 1 (the simulator's own row_suvr)."""
+    return np.array(list(row_suvr(pet, np.where(mask > 0, labels, 0), REGIONS).values()), dtype=np.float64)
 
 
 def load(path: Path) -> np.ndarray:
