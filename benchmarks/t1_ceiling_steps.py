@@ -23,7 +23,9 @@ cross-validation repeated twice, scored out of fold, paired bootstrap over subje
 Simulator truth is read for measuring only. ``--simulate N --seed S`` first renders a clean v3 cohort as
 benchmarks/simulation_realism.py does (no scan variety, CN=0.6, AD=0.4) with another seed, so that the
 documented ceiling (measured on the seed-0 cohort its two numbers were chosen on) can be checked on subjects
-nobody tuned on; ``--truth-only`` skips preprocessing (steps 1 and 2).
+nobody tuned on; ``--truth-only`` skips preprocessing (steps 1 and 2). ``--atrophy-lag`` and
+``--atrophy-scatter`` render that cohort with another pair than population.py's (a candidate for a simulator
+revision, e.g. one benchmarks/ceiling_sweep.py suggests), to check it on a seed the sweep did not see.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from mri2pet_cli.evaluation.features import t1_large_region_features
 from mri2pet_cli.evaluation.label_efficiency import T1_RIVALS, curves
 from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset, record_grid
 from mri2pet_cli.preprocessing.inputs import read_participants
+from mri2pet_cli.simulation import population
 from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
 from mri2pet_cli.simulation.fdg_model import row_suvr
 from mri2pet_cli.simulation.fdg_reference import REGIONS
@@ -93,13 +96,30 @@ def main() -> None:
     parser.add_argument("--simulate", type=int, metavar="N", help="render a clean v3 cohort of N first")
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--truth-only", action="store_true", help="steps 1 and 2 only (no preprocessing)")
+    parser.add_argument("--atrophy-lag", type=float, help="with --simulate: render with this lag instead")
+    parser.add_argument("--atrophy-scatter", type=float, help="with --simulate: render with this scatter instead")
     args = parser.parse_args()
+    if (args.atrophy_lag, args.atrophy_scatter) != (None, None) and not args.simulate:
+        parser.error("--atrophy-lag and --atrophy-scatter need --simulate")
+    # module globals read at draw time; forked render workers inherit them
+    if args.atrophy_lag is not None:
+        population.ATROPHY_LAG = args.atrophy_lag
+    if args.atrophy_scatter is not None:
+        population.ATROPHY_SCATTER = args.atrophy_scatter
 
     if args.simulate and not (args.data / "participants.tsv").exists():
         mix = parse_diagnosis_mix("CN=0.6,MCI=0,AD=0.4")
         simulate_cohort(
             args.data, args.simulate, args.seed, jobs=args.jobs, version=3, variety="none", diagnosis_mix=mix
         )
+        if (args.atrophy_lag, args.atrophy_scatter) != (None, None):  # not a standard v3 cohort: say so in it
+            described = args.data / "dataset_description.json"
+            description = json.loads(described.read_text())
+            description["mri2pet_simulation"]["atrophy_override"] = {
+                "lag": population.ATROPHY_LAG,
+                "scatter": population.ATROPHY_SCATTER,
+            }
+            described.write_text(json.dumps(description, indent=2))
     failed: dict[str, str] = {}
     if args.truth_only:
         rows = [r for r in read_participants(args.data).values() if r["diagnosis"] in ("CN", "AD")]
@@ -120,6 +140,8 @@ def main() -> None:
 
     rival = T1_RIVALS[2]
     result = {"cohort": str(args.data), "n_cn": int((y == 0).sum()), "n_ad": int((y == 1).sum()), "steps": {}}
+    if args.simulate:
+        result["atrophy"] = {"lag": population.ATROPHY_LAG, "scatter": population.ATROPHY_SCATTER}
     result["failed_preprocessing"] = failed
     for step, (t1_rows, pet_rows) in features.items():
         sets = {"real PET": (pet_rows, "logistic"), rival: (np.hstack([t1_rows, age]), "logistic")}

@@ -124,6 +124,8 @@ AUTHORS_RELEASE = {
     "mean_network": "none: the flows model the images themselves",
     "age_only_effect": "none",
     "mean_age": "none: the age enters the priors only",
+    "mean_trainable": "no mean network: the flows model the images themselves",
+    "mean_l1_weight": "no: the loss is the flows' negative log-likelihood plus the age regressor's L2",
     "pet_conditioned_priors": "no: a split prior's log-std is fixed at 0 and its mean reads the MRI latent and the "
     "age, not the upward half",
     "masked_likelihood": "no: every voxel of the 48 x 64 x 48 volume counts",
@@ -470,8 +472,14 @@ class DualGlow(Synthesizer):
                 "looks (ridge on regional grey matter), because the T1-only U-Net already predicts the PET of that "
                 "age. With the T1 fixed, --age moves the PET by A(T1) per decade; --scan-age S --age A conditions "
                 "the flows on S and the mean on A. 'learned' (v3-v5): a per-voxel slope learned by gradient",
-                "select_by": "v5 'val_nll': the run keeps the epoch with the lowest validation bits per brain "
-                "voxel (T = 0, no dequantisation noise); 'val_mae' (v1-v4): the lowest validation MAE",
+                "mean_trainable": "v7: the mean network's U-Net trains with the flows (v3-v6 kept it fixed at the "
+                "shipped unet); the pairs age path A(T1) is refitted when a run starts and then fixed",
+                "mean_l1_weight": "v7: 10 x the L1 of the mean m(T1, age) against the PET inside the brain, added "
+                "to the flows' negative log-likelihood; with the likelihood alone the mean drifts to where the "
+                "flow absorbs it and the T = 0 decode gets worse (docs/models.md, 'A jointly trained mean')",
+                "select_by": "'val_mae' (v7 and v1-v4): the run keeps the epoch with the lowest validation MAE of "
+                "the T = 0 decode; 'val_nll' (v5, v6): the lowest validation bits per brain voxel (T = 0, no "
+                "dequantisation noise)",
             },
             "authors_release": AUTHORS_RELEASE,
             "sampling": "the PET is always the decode of the prior mean (T = 0, deterministic, the estimate "
