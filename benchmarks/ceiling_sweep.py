@@ -1,7 +1,7 @@
 """How the simulator's T1 ceiling would move with another atrophy lag and scatter, on cohorts already rendered.
 
-    python benchmarks/ceiling_sweep.py runs/study-v3-clean runs/ceiling-seed2 \
-        [--lags 0.55,0.65,0.75] [--scatters 0.08,0.10,0.12,0.15]
+    python benchmarks/ceiling_sweep.py runs/study-v3-clean runs/ceiling-seed2 runs/ceiling-seed3-lag75 \
+        --lags 0.55,0.6,0.65,0.7,0.75 --scatters 0.12,0.15 --out benchmarks/results/ceiling_sweep_3seeds.json
 
 Version 3 draws each subject's atrophy severity as ``clip(LAG x metabolic + SCATTER x z, 0, 1)``
 (population.py; ``z`` from the subject's own stream). Re-rendering a cohort for every candidate pair costs
@@ -33,22 +33,19 @@ from mri2pet_cli.simulation.cohort import subject_paths
 from mri2pet_cli.simulation.population import ATROPHY_LAG, ATROPHY_SCATTER
 
 RESULTS = Path(__file__).parent / "results"
+# columns of each cohort's facts table (one row per subject)
+AGE, BRAIN_AGE, ATROPHY, METABOLIC, IS_AD, STREAM = 0, 1, 2, 3, 4, slice(5, 7)
 
 
 def subject_features(data: Path, subject: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """Step 1 of the ceiling (noise-free images, own labels): T1 features, PET features and the truth."""
-    import nibabel as nib
-    from t1_ceiling_steps import pet_features  # benchmarks/ is the script's folder
+    from t1_ceiling_steps import load, pet_features  # benchmarks/ is the script's folder
 
     paths = subject_paths(data, subject)
-
-    def load(key: str) -> np.ndarray:
-        return np.asarray(nib.load(str(paths[key])).dataobj, dtype=np.float32)
-
-    mask, own = load("truth_mask"), load("truth_labels").astype(np.int32)
+    mask, own = load(paths["truth_mask"]), load(paths["truth_labels"]).astype(np.int32)
     truth = json.loads(paths["truth_json"].read_text())
-    t1_rows = t1_large_region_features(load("truth_t1"), mask, own)
-    return t1_rows, pet_features(load("truth_pet"), mask, own), truth
+    t1_rows = t1_large_region_features(load(paths["truth_t1"]), mask, own)
+    return t1_rows, pet_features(load(paths["truth_pet"]), mask, own), truth
 
 
 def cohort_table(data: Path) -> dict[str, np.ndarray]:
@@ -95,19 +92,19 @@ def standard_normal_draws(streams: np.ndarray) -> np.ndarray:
 def atrophy_slopes(features: np.ndarray, facts: np.ndarray) -> np.ndarray:
     """Each feature's least-squares slope on the atrophy severity, with age, brain age and metabolic
     severity in the model too."""
-    design = np.column_stack([np.ones(len(facts)), facts[:, 0], facts[:, 1], facts[:, 2], facts[:, 3]])
+    design = np.column_stack([np.ones(len(facts)), facts[:, [AGE, BRAIN_AGE, ATROPHY, METABOLIC]]])
     coef, *_ = np.linalg.lstsq(design, features, rcond=None)
-    return coef[3]
+    return coef[1 + ATROPHY]
 
 
 def gap_at(table: dict[str, np.ndarray], lag: float, scatter: float) -> dict:
     """Real-PET AUC, best-rival AUC and their gap (with its 95 % interval) if the cohort had this pair."""
     facts = table["facts"]
-    metabolic, atrophy, z = facts[:, 3], facts[:, 2], standard_normal_draws(facts[:, 5:7])
+    metabolic, atrophy, z = facts[:, METABOLIC], facts[:, ATROPHY], standard_normal_draws(facts[:, STREAM])
     moved = np.clip(lag * metabolic + scatter * z, 0.0, 1.0) - atrophy
     t1 = table["t1"] + np.outer(moved, atrophy_slopes(table["t1"], facts))
     pet = table["pet"] + np.outer(moved, atrophy_slopes(table["pet"], facts))
-    y, age = facts[:, 4].astype(int), facts[:, :1]
+    y, age = facts[:, IS_AD].astype(int), facts[:, [AGE]]
     rival = T1_RIVALS[2]
     sets = {"real PET": (pet, "logistic"), rival: (np.hstack([t1, age]), "logistic")}
     rows = {row["features"]: row for row in curves(sets, y, sizes=())}
@@ -132,8 +129,8 @@ def main() -> None:
     tables = {str(c): cohort_table(c) for c in args.cohorts}
     for name, table in tables.items():
         facts, (lag, scatter) = table["facts"], rendered_pair(Path(name))
-        redrawn = np.clip(lag * facts[:, 3] + scatter * standard_normal_draws(facts[:, 5:7]), 0, 1)
-        worst = float(np.abs(np.round(redrawn, 3) - facts[:, 2]).max())
+        redrawn = np.clip(lag * facts[:, METABOLIC] + scatter * standard_normal_draws(facts[:, STREAM]), 0, 1)
+        worst = float(np.abs(np.round(redrawn, 3) - facts[:, ATROPHY]).max())
         if worst > 1e-3:
             raise SystemExit(f"{name}: the redrawn atrophy severities differ from the truth (by {worst:.3f})")
     rendered = {name: dict(zip(("lag", "scatter"), rendered_pair(Path(name)))) for name in tables}

@@ -43,8 +43,7 @@ class MeanNetworkOnly:
         return self.model.modules()
 
     def synthesize(self, t1, mask, age=None, **_):
-        inputs = self.model._age_inputs(age, t1.shape[0], t1.device, drop=False)
-        return (self.model._pet_centre(t1 * mask, mask, inputs) * mask).clamp_min(0.0), None
+        return self.model.conditional_mean(t1, mask, age), None
 
 
 def summary(rows: list[dict]) -> dict[str, float]:

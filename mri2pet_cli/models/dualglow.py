@@ -680,6 +680,11 @@ class DualGlow(Synthesizer):
         return decades * self.age_only_slope
 
     @torch.no_grad()
+    def conditional_mean(self, t1, mask, age=None) -> torch.Tensor:
+        """m(T1, age) alone, what the PET flow is centred on (issue 36's ablation: the decode against its mean)."""
+        inputs = self._age_inputs(age, t1.shape[0], t1.device, drop=False)
+        return (self._pet_centre(t1 * mask, mask, inputs) * mask).clamp_min(0.0)
+
     def synthesize(self, t1, mask, age=None, *, samples=1, temperature=1.0, generator=None, scan_age=None):
         """One draw at ``temperature`` (the API's default for one sample is T = 0, the prior mean's decode);
         with ``samples`` > 1 the PET is the T = 0 decode and the std is that of the draws.
