@@ -64,6 +64,23 @@ def curve_slopes(curves: list[list[float]]) -> list[float]:
     return [per_decade(AGES, curve) for curve in curves]
 
 
+def synthetic_age_curves(model, arrays, labels: np.ndarray) -> dict[str, list[list[float]]]:
+    """Each subject's regional SUVR at AGES with its T1 fixed (its own age as the scan age where the model
+    takes one), one curve per subject and region."""
+    curves: dict[str, list[list[float]]] = {region: [] for region in REGIONS}
+    for i in range(len(arrays.ids)):
+        scan = arrays.age[i : i + 1] if model.supports_scan_age() and np.isfinite(arrays.age[i]) else None
+        means = []
+        for age in AGES:
+            pet, _ = predict(
+                model, arrays.t1[i : i + 1], arrays.mask[i : i + 1], np.array([age], np.float32), scan_age=scan
+            )
+            means.append(region_means(pet[0], arrays.mask[i], labels))
+        for region in curves:
+            curves[region].append([m[region] for m in means])
+    return curves
+
+
 def true_age_curves(
     data: Path, subject_ids: list[str], labels: np.ndarray, *, brain_ages: bool
 ) -> dict[str, list[list[float]]]:
@@ -117,23 +134,13 @@ def main() -> None:
     curves: dict = {"synthetic": {region: [] for region in REGIONS}, "metabolic": {}, "aged": {}}
 
     if labels is not None:
-        synthetic = curves["synthetic"]
         # weights with a measured age-only effect: the subject's own age as the scan age (--scan-age)
         out["synthetic_series"] = (
             "T1 at the subject's age, age-only change"
             if model.supports_scan_age()
             else ("each age taken as the age at the scan")
         )
-        for i in range(len(test.ids)):
-            means = []
-            scan = test.age[i : i + 1] if model.supports_scan_age() and np.isfinite(test.age[i]) else None
-            for age in AGES:
-                pet, _ = predict(
-                    model, test.t1[i : i + 1], test.mask[i : i + 1], np.array([age], np.float32), scan_age=scan
-                )
-                means.append(region_means(pet[0], test.mask[i], labels))
-            for region in synthetic:
-                synthetic[region].append([m[region] for m in means])
+        synthetic = curves["synthetic"] = synthetic_age_curves(model, test, labels)
         truth = [region_means(everyone.pet[i], everyone.mask[i], labels) for i in range(len(everyone.ids))]
         known = np.isfinite(everyone.age)
         truth_ids = test.ids[: args.truth_subjects]

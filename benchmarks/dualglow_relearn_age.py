@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from mri2pet_cli.models.registry import load_model
-from mri2pet_cli.models.runtime import predict
 from mri2pet_cli.models.weights import save_weights
 from mri2pet_cli.preprocessing.cohort import load_arrays, prepare_dataset
 from mri2pet_cli.space.atlas import template_maps
@@ -83,27 +82,12 @@ def fine_tune(args, start: Path, split: Path, run_dir: Path) -> Path:
 
 def age_slopes(weights: Path | None, arrays, labels) -> dict[str, dict[str, float]]:
     """Mean and SD over subjects of each region's SUVR per decade, T1 fixed, ages 60-90."""
-    from dualglow_figures import AGES, curve_slopes, region_means  # benchmarks/ is the script's folder
+    from dualglow_figures import curve_slopes, synthetic_age_curves  # benchmarks/ is the script's folder
 
     model, _, _ = load_model("dual-glow", weights)
-    curves: dict[str, list[list[float]]] = {}
-    for i in range(len(arrays.ids)):
-        scan = arrays.age[i : i + 1] if model.supports_scan_age() else None
-        means = [
-            region_means(
-                predict(model, arrays.t1[i : i + 1], arrays.mask[i : i + 1], np.array([a], np.float32), scan_age=scan)[
-                    0
-                ][0],
-                arrays.mask[i],
-                labels,
-            )
-            for a in AGES
-        ]
-        for region in means[0]:
-            curves.setdefault(region, []).append([m[region] for m in means])
+    slopes = {region: curve_slopes(c) for region, c in synthetic_age_curves(model, arrays, labels).items()}
     return {
-        region: {"mean": round(float(np.mean(s)), 4), "sd": round(float(np.std(s)), 4)}
-        for region, s in ((r, curve_slopes(c)) for r, c in curves.items())
+        region: {"mean": round(float(np.mean(s)), 4), "sd": round(float(np.std(s)), 4)} for region, s in slopes.items()
     }
 
 
