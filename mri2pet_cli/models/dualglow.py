@@ -685,6 +685,7 @@ class DualGlow(Synthesizer):
         inputs = self._age_inputs(age, t1.shape[0], t1.device, drop=False)
         return (self._pet_centre(t1 * mask, mask, inputs) * mask).clamp_min(0.0)
 
+    @torch.no_grad()
     def synthesize(self, t1, mask, age=None, *, samples=1, temperature=1.0, generator=None, scan_age=None):
         """One draw at ``temperature`` (the API's default for one sample is T = 0, the prior mean's decode);
         with ``samples`` > 1 the PET is the T = 0 decode and the std is that of the draws.

@@ -60,3 +60,11 @@ def test_the_l1_term_is_the_masked_error_of_the_mean_and_enters_the_loss():
 def test_an_l1_weight_without_a_trainable_mean_is_refused():
     with pytest.raises(ValueError, match="mean_trainable"):
         DualGlow(levels=2, steps=1, hidden=4, mean_network="unet", mean_l1_weight=1.0)
+
+
+def test_synthesis_and_the_conditional_mean_build_no_graph_even_with_a_trainable_mean():
+    model, data = tiny(mean_trainable=True, mean_l1_weight=1.0), batch()
+    pet, _ = model.synthesize(data["t1"], data["mask"], data["age"], temperature=0.0)
+    mean = model.conditional_mean(data["t1"], data["mask"], data["age"])
+    assert not pet.requires_grad and not mean.requires_grad
+    assert pet.shape == mean.shape == SHAPE
