@@ -4,17 +4,22 @@ Runs in parts (each cached in OUT/<part>.json; predictions cached beside each co
 hours of CPU can be spread over several runs:
 
     mri2pet simulate runs/site-near --site near --n 40 --seed 11 --jobs 2
-    mri2pet simulate runs/site-far --site far --n 40 --seed 12 --jobs 2   # --n 80 for the adapt part's pool
+    mri2pet simulate runs/site-far --site far --n 40 --seed 12 --jobs 2   # held-out for shift, familiarity, coverage
+    mri2pet simulate runs/site-far80 --site far --n 80 --seed 12 --jobs 2  # adapt: pool 1-40, held-out 41-80
+    mri2pet simulate runs/site-far-ref --site far --n 200 --seed 15 --jobs 2  # the 200-pair reference
     mri2pet simulate runs/site-clinic --site clinic --n 40 --seed 13 --jobs 2   # added after the first results
     mri2pet simulate runs/site-modern --site modern --n 40 --seed 14 --jobs 2   # added after the score was frozen
     python benchmarks/site_adaptation.py --part shift        # MAE / SSIM at home (test split), near, far
     python benchmarks/site_adaptation.py --part familiarity  # AUROC far vs home, near vs home; Spearman with MAE
     python benchmarks/site_adaptation.py --part coverage     # shipped calibration at each site; local conformal
-    python benchmarks/site_adaptation.py --part adapt --site far --pairs 20   # one point of the curve (long)
+    python benchmarks/site_adaptation.py --part adapt --far runs/site-far80 --pairs 20   # a point of the curve
+    python benchmarks/site_adaptation.py --part adapt --far runs/site-far80 --pairs 20 --draw 1  # another draw
+    python benchmarks/site_adaptation.py --part reference --far runs/site-far80  # adapted on runs/site-far-ref
 
 A site cohort's last 40 subjects (by id) are held out; up to 40 before them are its pool of local pairs
 (adaptation uses the first n of them). The conformal part calibrates on 20 held-out subjects drawn at
 random and tests on the other 20, over 50 draws. The home site's held-out subjects are the v3 split's test part.
+The adapt and reference parts add their points to OUT/adapt_<site>_<model>.json (--model unet or dual-glow).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLIT = ROOT / "benchmarks" / "splits" / "v3_n200_seed0.json"
+RECIPES = ROOT / "benchmarks" / "retrain_recipes.json"
 POOL, HELD_OUT = 40, 40
 
 
@@ -200,37 +206,78 @@ def part_coverage(args) -> dict:
 
 
 def part_adapt(args) -> dict:
-    """One point: the model adapted with the first n pool pairs of a site, and trained from scratch on them."""
+    """Points of the curve: the model adapted with n pool pairs of a site, and trained from scratch on them.
+    Draw 0 takes the first n of the pool; draw k > 0 takes n drawn at random (seed k), for the spread."""
+    folder = site_folder(args)
+    pool, held = site_subjects(folder)
+    out = {"base": {"held_out_mae": held_out_mae(args, args.weights)}}
+    for n in [int(p) for p in args.pairs.split(",")]:
+        chosen = pool[:n] if args.draw == 0 else sorted(np.random.default_rng(args.draw).choice(pool, n, replace=False))
+        tag = f"{args.model}-{args.site}-{n}" + (f"-draw{args.draw}" if args.draw else "")
+        lr_tag = f"-lr{args.adapt_lr:g}" if args.adapt_lr else ""
+        subset_dir = args.out / "pairs" / tag
+        link_subset(folder, list(chosen), subset_dir)
+        result = {"pairs": list(chosen)} if args.draw else {}
+        for start in args.starts.split(","):
+            key = start + (f" lr {args.adapt_lr:g}" if args.adapt_lr and start == "adapted" else "")
+            weights_dir = args.out / "weights" / f"{tag}-{start}{lr_tag if start == 'adapted' else ''}"
+            result[key] = adapt_and_score(args, subset_dir, weights_dir, start)
+        out[str(n) if args.draw == 0 else f"{n}/draw-{args.draw}"] = result
+        print(n, json.dumps({k: v["held_out_mae"] for k, v in result.items() if k != "pairs"}))
+    return out
+
+
+def part_reference(args) -> dict:
+    """The reference of the curve: the model adapted (from its base weights) on every pair of a separate cohort
+    of the same site (the issue's 200 pairs), scored on the same held-out subjects as the curve."""
+    from mri2pet_cli.preprocessing.cohort import paired_subject_ids
+
+    n = len(paired_subject_ids(args.reference_data))
+    weights_dir = args.out / "weights" / f"{args.model}-{args.site}-reference-{n}"
+    result = adapt_and_score(args, args.reference_data, weights_dir, "adapted")
+    result["pairs"] = n
+    result["data"] = str(
+        args.reference_data.relative_to(ROOT) if args.reference_data.is_absolute() else args.reference_data
+    )
+    print(f"reference: {n} pairs, held-out MAE {result['held_out_mae']:.4f}")
+    return {"reference": result}
+
+
+def adapt_and_score(args, data_dir: Path, weights_dir: Path, start: str) -> dict:
+    """``mri2pet adapt`` on ``data_dir`` (from the base weights, or from a fresh initialisation with the model's
+    from-scratch learning rate), then the held-out MAE of the site; a finished run is reused."""
+    command = [str(Path(sys.executable).parent / "mri2pet"), "adapt", "--model", args.model]
+    command += ["--data", str(data_dir), "-o", str(weights_dir), "--epochs", str(args.epochs), "--force"]
+    if start == "scratch":
+        lr = json.loads(RECIPES.read_text())["models"][args.model]["lr"]
+        command += ["--lr", str(lr), "--weights", str(scratch_weights(args, weights_dir.parent))]
+    else:
+        command += ["--weights", args.weights] if args.weights else []
+        command += ["--lr", str(args.adapt_lr)] if args.adapt_lr else []
+    started = time.perf_counter()
+    if not (weights_dir / f"{args.model}.pt").exists():
+        subprocess.run(command, check=True)
+    card = json.loads((weights_dir / f"{args.model}.json").read_text())
+    return {
+        "held_out_mae": held_out_mae(args, str(weights_dir / f"{args.model}.pt")),
+        "local_validation": card["adaptation"]["local_validation"],
+        "seconds": time.perf_counter() - started,
+        "command": " ".join(command[1:]).replace(str(ROOT) + "/", ""),
+    }
+
+
+def held_out_mae(args, weights: str | None) -> float:
+    """Mean MAE (SUVR, in the brain) of ``weights`` over the site's held-out subjects."""
     from mri2pet_cli.evaluation.metrics import image_metrics
 
-    folder = args.near if args.site == "near" else args.far
-    pool, held = site_subjects(folder)
-    out = {}
-    for n in [int(p) for p in args.pairs.split(",")]:
-        subset_dir = args.out / "pairs" / f"{args.site}-{n}"
-        link_subset(folder, pool[:n], subset_dir)
-        result = {}
-        for start in ("adapted", "scratch"):
-            weights_dir = args.out / "weights" / f"{args.site}-{n}-{start}"
-            command = [str(Path(sys.executable).parent / "mri2pet"), "adapt", "--model", args.model]
-            command += ["--data", str(subset_dir)]
-            command += ["-o", str(weights_dir), "--epochs", str(args.epochs), "--force"]
-            if start == "scratch":
-                command += ["--lr", "1e-3", "--weights", str(scratch_weights(args, weights_dir.parent))]
-            started = time.perf_counter()
-            if not (weights_dir / f"{args.model}.pt").exists():
-                subprocess.run(command, check=True)
-            arrays, suvr = predictions(args.model, str(weights_dir / f"{args.model}.pt"), folder, held)
-            maes = [image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(held))]
-            card = json.loads((weights_dir / f"{args.model}.json").read_text())
-            result[start] = {
-                "held_out_mae": float(np.mean(maes)),
-                "local_validation": card["adaptation"]["local_validation"],
-                "seconds": time.perf_counter() - started,
-            }
-        out[str(n)] = result
-        print(n, json.dumps({k: v["held_out_mae"] for k, v in result.items()}))
-    return out
+    folder = site_folder(args)
+    held = site_subjects(folder)[1]
+    arrays, suvr = predictions(args.model, weights, folder, held)
+    return float(np.mean([image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(held))]))
+
+
+def site_folder(args) -> Path:
+    return args.near if args.site == "near" else args.far
 
 
 def link_subset(folder: Path, ids: list[str], target: Path) -> None:
@@ -247,6 +294,11 @@ def link_subset(folder: Path, ids: list[str], target: Path) -> None:
     (cache / "participants.tsv").write_text("\n".join(keep) + "\n")
 
 
+# A from-scratch start shares nothing with the shipped weights: DUAL-GLOW's mean network starts random (not the
+# shipped unet) and learns its age slope by gradient (the pairs path needs >= 10 aged pairs, more than a fold has)
+SCRATCH_CONFIG = {"dual-glow": {"mean_init": None, "mean_age": "learned"}}
+
+
 def scratch_weights(args, folder: Path) -> Path:
     """Freshly initialised weights of the model (the 'from scratch' start), with a card so adapt can read them."""
     import torch
@@ -254,17 +306,18 @@ def scratch_weights(args, folder: Path) -> Path:
     from mri2pet_cli.models.registry import build_model, load_model_checkpoint
     from mri2pet_cli.models.weights import save_weights
 
-    target = folder / "scratch-init" / f"{args.model}.pt"
+    target = folder / f"scratch-init-{args.model}" / f"{args.model}.pt"
     if not target.exists():
         checkpoint, _, _ = load_model_checkpoint(args.model, args.weights)
         torch.manual_seed(0)
-        save_weights(build_model(args.model, checkpoint["config"]), target.parent, {"version": "random init"})
+        config = checkpoint["config"] | SCRATCH_CONFIG.get(args.model, {})
+        save_weights(build_model(args.model, config), target.parent, {"version": "random init"})
     return target
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("shift", "familiarity", "coverage", "adapt"), required=True)
+    parser.add_argument("--part", choices=("shift", "familiarity", "coverage", "adapt", "reference"), required=True)
     parser.add_argument("--model", default="unet")
     parser.add_argument("--weights", default=None)
     parser.add_argument("--home", type=Path, default=ROOT / "runs" / "cohort-v3")
@@ -275,15 +328,21 @@ def main() -> None:
     parser.add_argument("--site", choices=("near", "far"), default="far")
     parser.add_argument("--pairs", default="20", help="comma list of local pair counts (adapt part)")
     parser.add_argument("--epochs", type=int, default=12, help="most epochs of each adaptation")
+    parser.add_argument("--draw", type=int, default=0, help="adapt part: 0 = the first n pool pairs, k = n at random")
+    parser.add_argument("--starts", default="adapted,scratch", help="adapt part: adapted, scratch or both")
+    parser.add_argument("--adapt-lr", type=float, default=None, help="adapted runs: this --lr (default: adapt's)")
+    parser.add_argument("--reference-data", type=Path, default=ROOT / "runs" / "site-far-ref")
     parser.add_argument("--draws", type=int, default=50, help="random calibration / test draws (coverage part)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "site_adaptation")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     result = globals()[f"part_{args.part}"](args)
-    name = args.part if args.part != "adapt" else f"adapt_{args.site}"
+    accumulates = args.part in ("adapt", "reference")  # points of one curve, added run by run
+    name = f"adapt_{args.site}_{args.model}" if accumulates else args.part
     path = args.out / f"{name}.json"
-    previous = json.loads(path.read_text()) if path.exists() and args.part == "adapt" else {}
-    path.write_text(json.dumps(previous | result, indent=2))
+    previous = json.loads(path.read_text()) if path.exists() and accumulates else {}
+    merged = previous | {key: previous.get(key, {}) | value for key, value in result.items()}  # one run per start
+    path.write_text(json.dumps(merged, indent=2))
     print(f"wrote {path}")
 
 

@@ -25,7 +25,13 @@ def adapt(
     patience: Annotated[
         int, typer.Option(min=1, metavar="N", help="Hold-out: stop after N epochs without improvement.")
     ] = 3,
-    lr: Annotated[float, typer.Option(metavar="RATE", help="Learning rate (constant, warm-up in epoch 1).")] = 2e-4,
+    lr: Annotated[
+        float | None,
+        typer.Option(
+            metavar="RATE",
+            help="Learning rate (constant, warm-up in epoch 1); default: the model's own, 2e-4 (dual-glow 5e-5).",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, metavar="N", help="Subjects per step.")] = 2,
     seed: Annotated[int, typer.Option(metavar="SEED", help="Seed of the local split and the training.")] = 0,
     device: Annotated[str, typer.Option(metavar="auto|cpu|cuda", help="Where to train (auto: a GPU if any).")] = "auto",

@@ -28,6 +28,7 @@ class ModelInfo:
     training: str
     paper: str
     factory: Callable
+    adapt_lr: float = 2e-4  # `mri2pet adapt`'s default learning rate for this model
 
 
 _MODELS: dict[str, ModelInfo] = {}
@@ -41,6 +42,7 @@ def register(
     age_required: bool = False,
     training: str = "paired",
     paper: str = "",
+    adapt_lr: float = 2e-4,
 ) -> Callable:
     """Class decorator: make a model available under ``name``. A name can be registered once."""
     if conditioning not in CONDITIONING or training not in TRAINING:
@@ -49,7 +51,7 @@ def register(
     def decorate(factory: Callable) -> Callable:
         if name in _MODELS:
             raise ValueError(f"model name {name!r} is registered twice")
-        _MODELS[name] = ModelInfo(name, summary, conditioning, age_required, training, paper, factory)
+        _MODELS[name] = ModelInfo(name, summary, conditioning, age_required, training, paper, factory, adapt_lr)
         return factory
 
     return decorate

@@ -26,7 +26,7 @@ from mri2pet_cli.console import say, stage
 from mri2pet_cli.errors import Mri2PetError
 from mri2pet_cli.evaluation.scoring import validation_mae
 from mri2pet_cli.io import check_writable, write_text_atomic
-from mri2pet_cli.models.registry import load_model
+from mri2pet_cli.models.registry import get_model_info, load_model
 from mri2pet_cli.models.runtime import resolve_device
 from mri2pet_cli.models.weights import save_weights
 from mri2pet_cli.preprocessing.cohort import data_fingerprint, load_arrays, prepare_dataset, write_split
@@ -76,7 +76,7 @@ def adapt(
     weights: str | None = None,
     epochs: int = 20,
     patience: int = 3,
-    lr: float = 2e-4,
+    lr: float | None = None,
     batch_size: int = 2,
     seed: int = 0,
     device: str = "auto",
@@ -88,6 +88,7 @@ def adapt(
     from mri2pet_cli.models.weights import find_weights
 
     out_dir = Path(out_dir)
+    lr = get_model_info(model_name).adapt_lr if lr is None else lr
     base_files = find_weights(model_name, weights)
     check_writable(out_dir / f"{model_name}.pt", overwrite)
     records, failed = prepare_dataset(data, jobs=jobs)
@@ -153,6 +154,7 @@ def adapt(
         )
     validation = {
         "scheme": scheme,
+        "lr": lr,
         "base_mae": base_mae,
         "adapted_mae": adapted_mae,
         "epochs": best_epoch,

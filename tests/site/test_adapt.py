@@ -79,3 +79,25 @@ def test_adapt_refuses_weights_no_better_than_the_base_without_force(lab):
     assert not (root / "same" / "unet.pt").exists()
     forced = runner.invoke(app, [*args, str(root / "same"), "--force"])
     assert forced.exit_code == 0 and "NOT better" in forced.output and (root / "same" / "unet.pt").exists()
+
+
+def test_adapt_defaults_to_the_models_own_learning_rate(lab, monkeypatch):
+    from dataclasses import replace
+
+    from mri2pet_cli.models import registry
+
+    root, data, base = lab
+    monkeypatch.setitem(registry._MODELS, "unet", replace(registry._MODELS["unet"], adapt_lr=1.25e-4))
+    seen = []
+
+    def stop_at_the_first_run(options, **kwargs):
+        seen.append(options.lr)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(adapt_module, "train", stop_at_the_first_run)
+    args = ["adapt", "--model", "unet", "--weights", str(base.weights), "--data", str(data)]
+    runner.invoke(app, args + ["-o", str(root / "default-lr")])
+    runner.invoke(app, args + ["-o", str(root / "own-lr"), "--lr", "0.003"])
+    assert seen == [1.25e-4, 0.003]
+    # DUAL-GLOW's flows need the gentler rate (models/dualglow.py says why)
+    assert registry.get_model_info("dual-glow").adapt_lr < registry.get_model_info("unet").adapt_lr
