@@ -105,7 +105,6 @@ def part_familiarity(args) -> dict:
     from scipy.stats import spearmanr
     from sklearn.metrics import roc_auc_score
 
-    from mri2pet_cli.evaluation.metrics import image_metrics
     from mri2pet_cli.models.weights import find_weights
     from mri2pet_cli.site.familiarity import familiarity_path_for, load_reference
 
@@ -115,8 +114,7 @@ def part_familiarity(args) -> dict:
         records = familiarity_records(folder, ids, reference)
         scores[name] = np.array([r["score"] for r in records])
         blocks[name] = {b: np.array([r["blocks"][b] for r in records]) for b in records[0]["blocks"]}
-        arrays, suvr = predictions(args.model, args.weights, folder, ids)
-        maes[name] = [image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(ids))]
+        maes[name] = subject_maes(args.model, args.weights, folder, ids)
         limits = reference["thresholds"]
         verdicts[name] = {
             "typical": int(np.sum(scores[name] <= limits["unusual"])),
@@ -209,7 +207,7 @@ def part_adapt(args) -> dict:
     """Points of the curve: the model adapted with n pool pairs of a site, and trained from scratch on them.
     Draw 0 takes the first n of the pool; draw k > 0 takes n drawn at random (seed k), for the spread."""
     folder = site_folder(args)
-    pool, held = site_subjects(folder)
+    pool = site_subjects(folder)[0]
     out = {"base": {"held_out_mae": held_out_mae(args, args.weights)}}
     for n in [int(p) for p in args.pairs.split(",")]:
         chosen = pool[:n] if args.draw == 0 else sorted(np.random.default_rng(args.draw).choice(pool, n, replace=False))
@@ -268,12 +266,16 @@ def adapt_and_score(args, data_dir: Path, weights_dir: Path, start: str) -> dict
 
 def held_out_mae(args, weights: str | None) -> float:
     """Mean MAE (SUVR, in the brain) of ``weights`` over the site's held-out subjects."""
+    folder = site_folder(args)
+    return float(np.mean(subject_maes(args.model, weights, folder, site_subjects(folder)[1])))
+
+
+def subject_maes(model_name: str, weights: str | None, folder: Path, ids: list[str]) -> list[float]:
+    """Each subject's MAE (SUVR, in the brain) of the model's synthetic PET against the real one."""
     from mri2pet_cli.evaluation.metrics import image_metrics
 
-    folder = site_folder(args)
-    held = site_subjects(folder)[1]
-    arrays, suvr = predictions(args.model, weights, folder, held)
-    return float(np.mean([image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(held))]))
+    arrays, suvr = predictions(model_name, weights, folder, ids)
+    return [image_metrics(arrays.pet[i], suvr[i], arrays.mask[i] > 0)["mae"] for i in range(len(ids))]
 
 
 def site_folder(args) -> Path:
