@@ -1,6 +1,6 @@
 """Why the cortex's grey-matter loss reads low on the rendered T1s: in-place against pial-side thinning.
 
-    python benchmarks/gm_loss_readout.py [--subjects 3] [--sigmas 1,2] [--powers 1,2]
+    python benchmarks/gm_loss_readout.py [--subjects 3] [--sigmas 1,2] [--powers 1,2] [--sharpen 2,4]
 
 The realism benchmark reads grey-matter loss per decade from each rendered model-grid T1 (a 3-class mixture,
 partial-volume fractions): cortex -2.1 %/decade where the simulator removes 5-6 (docs/simulation.md). Version 3
@@ -9,7 +9,9 @@ matter reads as *more* grey matter. Real thinning happens at the pial surface, b
 renders CN subjects (v3, no scan variety, no disease) at brain ages 60 and 80, once as the simulator does and
 once with each region's same total loss moved towards CSF (weight: grey matter x blurred CSF fraction to a
 power), and prints the loss read on the model-grid T1 next to the loss the simulator removed (1.5 mm grid).
-The pial-side variant is an experiment here, not a simulator option. Writes
+A third variant asks whether a crisper anatomy helps: the template's tissue probabilities raised to a power
+and renormalised (a population average made more like one brain), thinned in place as v3 does. Both
+variants are experiments here, not simulator options. Writes
 benchmarks/results/gm_loss_readout.json.
 """
 
@@ -17,8 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +70,22 @@ def pial_side_thinning(sigma: float, power: float):
         anatomy.ageing.atrophy_fraction, anatomy.vary_sulcal_depth = atrophy_fraction, vary_sulcal_depth
 
 
+@contextmanager
+def sharpened_anatomy(power: float):
+    """Render from tissue maps p_i ** power / sum_j p_j ** power (same brain; restored after)."""
+    maps = anatomy.sim_templates().maps
+    held = {name: getattr(maps, name).copy() for name in ("gm", "wm", "csf")}
+    stacked = np.stack(list(held.values()))
+    sharp = stacked**power / np.maximum((stacked**power).sum(0), 1e-6) * stacked.sum(0)
+    try:
+        for name, volume in zip(held, sharp, strict=True):
+            getattr(maps, name)[...] = volume
+        yield
+    finally:
+        for name, volume in held.items():
+            getattr(maps, name)[...] = volume
+
+
 def structure_labels() -> dict[str, list[int]]:
     """The realism benchmark's structures (its STRUCTURES), as AAL label values."""
     from simulation_realism import STRUCTURES  # benchmarks/ is the script's folder
@@ -98,11 +117,17 @@ def readout(subject, brain_ages: tuple[float, float]) -> dict[str, float]:
     return out
 
 
+def floats(text: str) -> list[float]:
+    """'1,2' -> [1.0, 2.0]; '' -> [] (that variant left out)."""
+    return [float(item) for item in text.split(",") if item.strip()]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=3)
-    parser.add_argument("--sigmas", default="1,2", help="blur of the CSF fraction, in 1.5 mm voxels")
+    parser.add_argument("--sigmas", default="1,2", help="blur of the CSF fraction, in 1.5 mm voxels ('': none)")
     parser.add_argument("--powers", default="1,2")
+    parser.add_argument("--sharpen", default="2,4", help="powers of the sharpened-anatomy variant")
     parser.add_argument("--out", type=Path, default=RESULTS / "gm_loss_readout.json")
     args = parser.parse_args()
     none = {name: 0.0 for name in variety_probabilities("default")}
@@ -111,21 +136,21 @@ def main() -> None:
         subject = replace(draw_subject(0, index, 3, variety=none), severity=0.0)
         subject.extras["atrophy_severity"] = 0.0
         subjects.append(subject)
-    variants = {"in place (simulator v3)": None}
+    variants = {"in place (simulator v3)": nullcontext}
     variants |= {
-        f"pial side, sigma {s:g}, power {p:g}": (s, p)
-        for s in map(float, args.sigmas.split(","))
-        for p in map(float, args.powers.split(","))
+        f"pial side, sigma {s:g}, power {p:g}": partial(pial_side_thinning, s, p)
+        for s in floats(args.sigmas)
+        for p in floats(args.powers)
     }
+    variants |= {f"sharpened anatomy, power {k:g}": partial(sharpened_anatomy, k) for k in floats(args.sharpen)}
     result = {"brain_ages": [60.0, 80.0], "subjects": [s.participant_id for s in subjects], "variants": {}}
-    for name, setting in variants.items():
-        rows = []
-        for subject in subjects:
-            if setting is None:
-                rows.append(readout(subject, (60.0, 80.0)))
-            else:
-                with pial_side_thinning(*setting):
-                    rows.append(readout(subject, (60.0, 80.0)))
+    if args.out.exists():  # variants run earlier on the same subjects are kept
+        earlier = json.loads(args.out.read_text())
+        if earlier.get("subjects") == result["subjects"]:
+            result["variants"] = earlier["variants"]
+    for name, variant in variants.items():
+        with variant():
+            rows = [readout(subject, (60.0, 80.0)) for subject in subjects]
         mean = {key: round(float(np.mean([r[key] for r in rows])), 2) for key in rows[0]}
         result["variants"][name] = {"mean_pct_per_decade": mean, "per_subject": rows}
         print(f"{name}: " + ", ".join(f"{k} {v:+.2f}" for k, v in mean.items()), flush=True)

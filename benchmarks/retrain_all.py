@@ -40,7 +40,8 @@ RECIPES_FILE = ROOT / "benchmarks" / "retrain_recipes.json"
 @dataclass(frozen=True)
 class Recipe:
     """How one model is trained: from scratch (``epochs``, ``lr``) or from its shipped weights
-    (``finetune_epochs``, ``finetune_lr``); ``config`` is the model's JSON options."""
+    (``finetune_epochs``, ``finetune_lr``); ``config`` is the model's JSON options; ``precision`` is
+    `train --precision` (auto: bf16 on a GPU, fp32 on the CPU; bf16 where the recipe's note says it is safe)."""
 
     epochs: int
     lr: float
@@ -48,6 +49,7 @@ class Recipe:
     finetune_epochs: int
     finetune_lr: float
     config: dict = field(default_factory=dict)
+    precision: str = "auto"
 
 
 def read_recipes(path: Path = RECIPES_FILE) -> dict[str, Recipe]:
@@ -72,6 +74,7 @@ def train_command(model: str, args, run_dir: Path, recipe: Recipe, epochs: int, 
     command = [mri2pet, "train", "--model", model, "--data", str(args.cohort), "-o", str(run_dir)]
     command += ["--epochs", str(epochs), "--batch-size", str(recipe.batch_size), "--seed", str(args.seed)]
     command += ["--lr", f"{recipe.finetune_lr if finetune else recipe.lr:g}", "--device", args.device]
+    command += ["--precision", recipe.precision]
     split = Path(args.split).resolve()
     split = split.relative_to(ROOT) if split.is_relative_to(ROOT) else split  # the card's command replays anywhere
     command += ["--config", json.dumps(recipe.config), "--split", str(split), "--jobs", str(args.jobs)]

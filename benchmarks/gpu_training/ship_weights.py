@@ -11,7 +11,7 @@ from pathlib import Path
 from mri2pet_cli.models.registry import load_model
 from mri2pet_cli.models.weights import save_weights
 
-AUTOMATIC = ("name", "file", "sha256", "size_bytes", "architecture", "not_shipped")
+AUTOMATIC = ("name", "file", "sha256", "size_bytes", "architecture", "not_shipped", "training_parts_shipped")
 
 
 def ship(weights: Path, out_dir: Path) -> Path:

@@ -55,6 +55,10 @@ class Synthesizer(nn.Module, metaclass=ABCMeta):
         """State-dict prefixes of parameters that only training uses (discriminators): not shipped."""
         return ()
 
+    def shipped_training_prefixes(self) -> tuple[str, ...]:
+        """Training-only prefixes shipped all the same, so that fine-tuning continues them (CycleGAN)."""
+        return ()
+
     def card_notes(self) -> dict:
         """Model-specific facts for the model card (sizes, choices the paper leaves open)."""
         return {}

@@ -133,7 +133,8 @@ def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bo
         if path.exists() and not overwrite:
             raise WeightsError(f"{path}: already exists", hint="pass --overwrite to replace it")
     # what synthesis needs: parameters only training uses (discriminators) stay out of the shipped file
-    training_only = tuple(model.training_only_prefixes())
+    kept = tuple(model.shipped_training_prefixes())
+    training_only = tuple(p for p in model.training_only_prefixes() if p not in kept)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items() if not k.startswith(training_only)}
     checkpoint = {"format": WEIGHTS_FORMAT, "model": model.name, "config": model.config(), "state_dict": state}
     with atomic_path(files.weights) as tmp:
@@ -153,6 +154,16 @@ def save_weights(model, out_dir: str | Path, card_fields: dict, *, overwrite: bo
                 }
             }
             if training_only
+            else {}
+        ),
+        **(
+            {
+                "training_parts_shipped": {
+                    "parameters": list(kept),
+                    "why": "synthesis does not use them; a later run (--init-weights) continues them",
+                }
+            }
+            if kept
             else {}
         ),
     }

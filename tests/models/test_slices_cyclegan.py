@@ -103,7 +103,9 @@ def test_pix2pix_2d_trains_on_slices(fake_data, tmp_path):
 
 def test_cycle_and_identity_losses_are_the_direct_computations():
     torch.manual_seed(0)
-    model = build_model("cyclegan-3d", {"base": 2, "blocks": 1, "discriminator_base": 4, "pool_size": 0})
+    model = build_model(
+        "cyclegan-3d", {"base": 2, "blocks": 1, "discriminator_base": 4, "pool_size": 0, "identity_weight": 0.5}
+    )
     t1, pet = torch.rand(1, 1, 16, 16, 16), 2 * torch.rand(1, 1, 16, 16, 16)
     t1_mask = (torch.rand_like(t1) > 0.3).float()
     pet_mask = (torch.rand_like(pet) > 0.3).float()

@@ -124,3 +124,14 @@ def test_replay_check_swaps_only_the_paths_it_is_given_and_reads_a_difference():
     rows = replay.compare(logged, [{"epoch": 1, "loss": 0.5, "val_mae": 0.1000001}])
     assert len(rows) == 1 and rows[0]["loss"]["difference"] == 0.0
     assert rows[0]["val_mae"]["difference"] == pytest.approx(1e-7)
+
+
+def test_a_recipe_sets_the_run_precision_and_the_table_reads_it(tmp_path):
+    """bf16 where the recipe's note says it is safe (cyclegan-3d); the train default (auto) elsewhere."""
+    retrain = load_retrain_all()
+    recipes = retrain.read_recipes()
+    assert recipes["cyclegan-3d"].precision == "bf16" and recipes["unet"].precision == "auto"
+    options = retrain.parse_args(["--cohort", str(tmp_path), "--runs", str(tmp_path / "runs")])
+    for model, precision in (("cyclegan-3d", "bf16"), ("unet", "auto")):
+        command = retrain.train_command(model, options, tmp_path / model, recipes[model], 1, False)
+        assert command[command.index("--precision") + 1] == precision
