@@ -1,6 +1,7 @@
 """Why the cortex's grey-matter loss reads low on the rendered T1s: in-place against pial-side thinning.
 
     python benchmarks/gm_loss_readout.py [--subjects 3] [--sigmas 1,2] [--powers 1,2] [--sharpen 2,4]
+        [--rates cortex=0.0055,...] [--out FILE]
 
 The realism benchmark reads grey-matter loss per decade from each rendered model-grid T1 (a 3-class mixture,
 partial-volume fractions): cortex -2.1 %/decade where the simulator removes 5-6 (docs/simulation.md). Version 3
@@ -11,7 +12,10 @@ once with each region's same total loss moved towards CSF (weight: grey matter x
 power), and prints the loss read on the model-grid T1 next to the loss the simulator removed (1.5 mm grid).
 A third variant asks whether a crisper anatomy helps: the template's tissue probabilities raised to a power
 and renormalised (a population average made more like one brain), thinned in place as v3 does. Both
-variants are experiments here, not simulator options. Writes
+variants are experiments here, not simulator options. Each variant is read twice: with the realism benchmark's
+mixture, and with tissue intensities taken from the voxels the template calls pure (as a segmentation with
+spatial priors would); the pure grey matter's intensity at each age says whether the loss thins the ribbon or
+dilutes it. ``--rates`` overrides v3's atrophy rates in this process. Writes
 benchmarks/results/gm_loss_readout.json.
 """
 
@@ -31,7 +35,7 @@ from mri2pet_cli.simulation import anatomy
 from mri2pet_cli.simulation.cohort import on_model_grid
 from mri2pet_cli.simulation.population import draw_subject
 from mri2pet_cli.simulation.scan_variety import variety_probabilities
-from mri2pet_cli.space.atlas import aal_names
+from mri2pet_cli.space.atlas import aal_names, template_maps
 from mri2pet_cli.space.grid import default_grid
 from mri2pet_cli.space.tissue import tissue_fractions
 
@@ -94,18 +98,33 @@ def structure_labels() -> dict[str, list[int]]:
     return {name: [v for v, n in names.items() if keep(n)] for name, keep in STRUCTURES.items()}
 
 
+def template_intensity_fractions(t1: np.ndarray, mask: np.ndarray, grid) -> tuple[np.ndarray, list[float]]:
+    """Grey-matter fractions unmixed between tissue intensities taken where the template calls a voxel pure
+    (> 0.9: the spatial priors a volumetric segmentation leans on), instead of a mixture's class means."""
+    maps = template_maps(grid)
+    dark, middle, bright = (float(np.median(t1[mask & (p > 0.9)])) for p in (maps.csf, maps.gm, maps.wm))
+    x = np.clip(t1, dark, bright)
+    gm = np.where(x <= middle, (x - dark) / (middle - dark), (bright - x) / (bright - middle))
+    return np.where(mask, gm, 0.0), [dark, middle, bright]
+
+
 def readout(subject, brain_ages: tuple[float, float]) -> dict[str, float]:
-    """% per decade between the two brain ages: read on the model-grid T1, and removed on the 1.5 mm grid."""
+    """% per decade between the two brain ages: read on the model-grid T1 (the realism benchmark's mixture, and
+    with the template's pure-voxel intensities), and removed on the 1.5 mm grid; the pure grey matter's
+    intensity at each age."""
     grid, structures = default_grid(), structure_labels()
-    read, removed = {}, {}
+    read, by_template, removed, pure_gm = {}, {}, {}, {}
     for brain_age in brain_ages:
         volumes = anatomy.render_subject(replace(subject, brain_age=brain_age, extras=dict(subject.extras)))
         t1 = on_model_grid(volumes.t1_mni, grid)
         mask = on_model_grid(volumes.brain.astype(np.float32), grid) > 0.5
         labels = on_model_grid(volumes.labels, grid, order=0).astype(np.int32)
         _csf, gm, _wm = tissue_fractions(t1, mask)
+        gm_template, intensities = template_intensity_fractions(t1, mask, grid)
         read[brain_age] = {name: float(gm[np.isin(labels, ls)].sum()) for name, ls in structures.items()}
+        by_template[brain_age] = {n: float(gm_template[np.isin(labels, ls)].sum()) for n, ls in structures.items()}
         removed[brain_age] = volumes.gm_volume_ml
+        pure_gm[brain_age] = round(intensities[1], 4)
     young, old = brain_ages
     decades = (old - young) / 10.0
 
@@ -113,7 +132,9 @@ def readout(subject, brain_ages: tuple[float, float]) -> dict[str, float]:
         return round((b - a) / decades / ((a + b) / 2) * 100.0, 2)
 
     out = {f"read: {name}": pct(read[young][name], read[old][name]) for name in structures}
+    out |= {f"read, template intensities: {n}": pct(by_template[young][n], by_template[old][n]) for n in structures}
     out["removed: whole brain grey matter"] = pct(removed[young], removed[old])
+    out |= {f"pure grey matter intensity at {age:g}": value for age, value in pure_gm.items()}
     return out
 
 
@@ -128,8 +149,18 @@ def main() -> None:
     parser.add_argument("--sigmas", default="1,2", help="blur of the CSF fraction, in 1.5 mm voxels ('': none)")
     parser.add_argument("--powers", default="1,2")
     parser.add_argument("--sharpen", default="2,4", help="powers of the sharpened-anatomy variant")
+    parser.add_argument(
+        "--rates", default="", help="override v3's atrophy per year, e.g. cortex=0.0055,cerebellum=0.0055"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS / "gm_loss_readout.json")
     args = parser.parse_args()
+    rates = {key: float(value) for key, value in (item.split("=") for item in args.rates.split(",") if item)}
+    unknown = set(rates) - set(anatomy.ageing.ATROPHY_PER_YEAR)
+    if unknown:
+        parser.error(
+            f"--rates: unknown {', '.join(sorted(unknown))} (known: {', '.join(anatomy.ageing.ATROPHY_PER_YEAR)})"
+        )
+    anatomy.ageing.ATROPHY_PER_YEAR.update(rates)  # this process only
     none = {name: 0.0 for name in variety_probabilities("default")}
     subjects = []
     for index in range(args.subjects):
@@ -144,9 +175,11 @@ def main() -> None:
     }
     variants |= {f"sharpened anatomy, power {k:g}": partial(sharpened_anatomy, k) for k in floats(args.sharpen)}
     result = {"brain_ages": [60.0, 80.0], "subjects": [s.participant_id for s in subjects], "variants": {}}
-    if args.out.exists():  # variants run earlier on the same subjects are kept
+    result["atrophy_per_year"] = dict(anatomy.ageing.ATROPHY_PER_YEAR)
+    if args.out.exists():  # variants run earlier on the same subjects and rates are kept
         earlier = json.loads(args.out.read_text())
-        if earlier.get("subjects") == result["subjects"]:
+        same_rates = earlier.get("atrophy_per_year", result["atrophy_per_year"]) == result["atrophy_per_year"]
+        if earlier.get("subjects") == result["subjects"] and same_rates:
             result["variants"] = earlier["variants"]
     for name, variant in variants.items():
         with variant():
