@@ -37,7 +37,7 @@ from mri2pet_cli.simulation.population import draw_subject
 from mri2pet_cli.simulation.scan_variety import variety_probabilities
 from mri2pet_cli.space.atlas import aal_names, template_maps
 from mri2pet_cli.space.grid import default_grid
-from mri2pet_cli.space.tissue import tissue_fractions
+from mri2pet_cli.space.tissue import grey_matter_fraction, tissue_fractions
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -102,10 +102,8 @@ def template_intensity_fractions(t1: np.ndarray, mask: np.ndarray, grid) -> tupl
     """Grey-matter fractions unmixed between tissue intensities taken where the template calls a voxel pure
     (> 0.9: the spatial priors a volumetric segmentation leans on), instead of a mixture's class means."""
     maps = template_maps(grid)
-    dark, middle, bright = (float(np.median(t1[mask & (p > 0.9)])) for p in (maps.csf, maps.gm, maps.wm))
-    x = np.clip(t1, dark, bright)
-    gm = np.where(x <= middle, (x - dark) / (middle - dark), (bright - x) / (bright - middle))
-    return np.where(mask, gm, 0.0), [dark, middle, bright]
+    intensities = [float(np.median(t1[mask & (p > 0.9)])) for p in (maps.csf, maps.gm, maps.wm)]
+    return np.where(mask, grey_matter_fraction(t1, *intensities), 0.0), intensities
 
 
 def readout(subject, brain_ages: tuple[float, float]) -> dict[str, float]:

@@ -48,11 +48,17 @@ def _posteriors(mixture, inside: np.ndarray, values: np.ndarray) -> tuple[np.nda
     return out[0], out[1], out[2]
 
 
+def grey_matter_fraction(values: np.ndarray, dark: float, middle: float, bright: float) -> np.ndarray:
+    """Linear unmixing between neighbouring tissue intensities: CSF-GM below the grey-matter intensity
+    ``middle``, GM-WM above it."""
+    x = np.clip(values, dark, bright)
+    return np.where(x <= middle, (x - dark) / (middle - dark), (bright - x) / (bright - middle))
+
+
 def _fractions(mixture, inside: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dark, middle, bright = np.sort(mixture.means_.ravel())
-    x = np.clip(values[:, 0], dark, bright)
-    gm = np.where(x <= middle, (x - dark) / (middle - dark), (bright - x) / (bright - middle))
-    csf = np.where(x <= middle, 1.0 - gm, 0.0)
+    gm = grey_matter_fraction(values[:, 0], dark, middle, bright)
+    csf = np.where(np.clip(values[:, 0], dark, bright) <= middle, 1.0 - gm, 0.0)
     out = []
     for fraction in (csf, gm, 1.0 - gm - csf):
         volume = np.zeros(inside.shape, dtype=np.float32)
