@@ -58,7 +58,7 @@ def grey_matter_fraction(values: np.ndarray, dark: float, middle: float, bright:
 def _fractions(mixture, inside: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     dark, middle, bright = np.sort(mixture.means_.ravel())
     gm = grey_matter_fraction(values[:, 0], dark, middle, bright)
-    csf = np.where(np.clip(values[:, 0], dark, bright) <= middle, 1.0 - gm, 0.0)
+    csf = np.where(values[:, 0] <= middle, 1.0 - gm, 0.0)  # clipping to [dark, bright] keeps this side
     out = []
     for fraction in (csf, gm, 1.0 - gm - csf):
         volume = np.zeros(inside.shape, dtype=np.float32)
