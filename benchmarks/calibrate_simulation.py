@@ -1,6 +1,7 @@
 """Fit the simulator's FDG uptake to the literature table (writes mri2pet_cli/simulation/data/fdg_vN_calibration.json).
 
-    python benchmarks/calibrate_simulation.py [--subjects 4] [--iterations 6] [--sim-version 3]
+    python benchmarks/calibrate_simulation.py [--subjects 4] [--iterations 6] [--sim-version 4]
+    python benchmarks/calibrate_simulation.py --sim-version 4 --ad-from 3   # how version 4's file was made
 
 The table (mri2pet_cli/simulation/fdg_reference.py) gives SUVRs as measured: after the point-spread blur,
 on AAL regions of the model grid, cerebellar cortex = 1. The simulator's numbers are pre-blur
@@ -40,7 +41,7 @@ from mri2pet_cli.simulation.fdg_model import (
     row_suvr,
 )
 from mri2pet_cli.simulation.fdg_reference import REGIONS, V3_AGE_PCT_PER_DECADE, V3_CEREBELLAR_CHANGE
-from mri2pet_cli.simulation.population import ATROPHY_LAG, draw_subject
+from mri2pet_cli.simulation.population import ATROPHY_LAG_BY_VERSION, draw_subject
 from mri2pet_cli.simulation.scan_variety import variety_probabilities
 from mri2pet_cli.space.grid import default_grid
 
@@ -114,10 +115,17 @@ def fit_variation(realism_json: Path, calibration_file: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=4)
-    parser.add_argument("--sim-version", type=int, default=2, choices=(2, 3))
+    parser.add_argument("--sim-version", type=int, default=2, choices=(2, 3, 4))
     parser.add_argument("--iterations", type=int, default=10)
     parser.add_argument(
         "--refine", action="store_true", help="start from the shipped fit and refit only the levels (more subjects)"
+    )
+    parser.add_argument(
+        "--ad-from",
+        type=int,
+        metavar="VERSION",
+        help="start from that version's shipped fit and refit only the AD effects (version 4 from 3: the two "
+        "differ only in the atrophy that goes with a metabolic severity)",
     )
     parser.add_argument(
         "--fit-variation",
@@ -132,8 +140,13 @@ def main() -> None:
     if args.fit_variation:
         fit_variation(args.fit_variation, calibration_file)
         return
-    model = calibrated_model(VERSION) if args.refine else FdgModel.uncalibrated()
-    if VERSION >= 3 and not args.refine:  # the literature's corrected slopes, and v2's variation to start from
+    if args.ad_from is not None and args.ad_from not in (3, 4):
+        parser.error("--ad-from: version 3 or 4")
+    if args.ad_from is not None:
+        model = calibrated_model(args.ad_from)
+    else:
+        model = calibrated_model(VERSION) if args.refine else FdgModel.uncalibrated()
+    if VERSION >= 3 and not args.refine and args.ad_from is None:  # corrected slopes; v2's variation to start
         v2 = calibrated_model(2)
         model = dataclasses.replace(
             model,
@@ -143,18 +156,19 @@ def main() -> None:
             pair_sd=v2.pair_sd,
             pair_sd_by_row=dict(v2.pair_sd_by_row),
         )
-    history = dict(model.provenance.get("history", {})) if args.refine else {}
+    history = dict(model.provenance.get("history", {})) if args.refine or args.ad_from else {}
+    keep_levels = args.refine is False and args.ad_from is not None
     targets = {r.name: r.suvr_mean for r in REGIONS}
 
     at_70 = subjects(args.subjects, age=REFERENCE_AGE, brain_age=REFERENCE_AGE)
-    for i in range(args.iterations):
+    for i in range(0 if keep_levels else args.iterations):
         measured = measure(at_70, model)
         report(f"levels, round {i + 1}", measured, targets)
         factor = {k: model.factor[k] * targets[k] / measured[k] for k in targets}
         model = dataclasses.replace(model, factor=factor)
 
     age_target = {r.name: r.age_pct_per_decade for r in REGIONS}
-    for i in range(0 if args.refine else (1 if VERSION >= 3 else 3)):
+    for i in range(0 if args.refine or keep_levels else (1 if VERSION >= 3 else 3)):
         young = measure(subjects(args.subjects, age=60.0, brain_age=60.0), model)
         old = measure(subjects(args.subjects, age=80.0, brain_age=80.0), model)
         slope = {k: (old[k] / young[k] - 1.0) / 2.0 * 100.0 for k in young}
@@ -168,7 +182,7 @@ def main() -> None:
     ad_target = {r.name: r.ad_pct for r in REGIONS}
     for i in range(0 if args.refine else 2):
         cn = measure(subjects(args.subjects, age=75.0, brain_age=75.0), model)
-        ad_atrophy = ATROPHY_LAG * AD_REFERENCE_SEVERITY  # v3: the atrophy that goes with it on average
+        ad_atrophy = ATROPHY_LAG_BY_VERSION[VERSION] * AD_REFERENCE_SEVERITY  # the atrophy that goes with it on average
         ad_group = subjects(args.subjects, ad_atrophy, age=75.0, brain_age=75.0, severity=AD_REFERENCE_SEVERITY)
         ad = measure(ad_group, model)
         effect = {k: (ad[k] / cn[k] - 1.0) * 100.0 for k in cn}
@@ -180,8 +194,11 @@ def main() -> None:
     report("levels after the effect fits", final, targets)
     out = model.to_json()
     step = "levels refined" if args.refine else "levels, age and AD effects"
+    if keep_levels:
+        step = f"AD effects refitted, all else from version {args.ad_from}"
     history[step] = {"subjects": args.subjects, "iterations": args.iterations}
     out["provenance"] = {
+        **({"variation": model.provenance["variation"]} if keep_levels and "variation" in model.provenance else {}),
         "script": "benchmarks/calibrate_simulation.py",
         "seed": CALIBRATION_SEED,
         "history": history,

@@ -30,7 +30,7 @@ from mri2pet_cli.evaluation.features import t1_large_region_features
 from mri2pet_cli.evaluation.label_efficiency import T1_RIVALS, curves
 from mri2pet_cli.preprocessing.inputs import read_participants
 from mri2pet_cli.simulation.cohort import subject_paths
-from mri2pet_cli.simulation.population import ATROPHY_LAG, ATROPHY_SCATTER
+from mri2pet_cli.simulation.population import ATROPHY_LAG_BY_VERSION, ATROPHY_SCATTER, DEFAULT_VERSION
 
 RESULTS = Path(__file__).parent / "results"
 # columns of each cohort's facts table (one row per subject)
@@ -75,9 +75,9 @@ def cohort_table(data: Path) -> dict[str, np.ndarray]:
 def rendered_pair(data: Path) -> tuple[float, float]:
     """The lag and scatter the cohort was rendered with: population.py's, unless t1_ceiling_steps.py rendered
     it with another pair (recorded in its dataset_description.json)."""
-    description = json.loads((data / "dataset_description.json").read_text())
-    override = description["mri2pet_simulation"].get("atrophy_override", {})
-    return override.get("lag", ATROPHY_LAG), override.get("scatter", ATROPHY_SCATTER)
+    simulation = json.loads((data / "dataset_description.json").read_text())["mri2pet_simulation"]
+    override = simulation.get("atrophy_override", {})
+    return override.get("lag", ATROPHY_LAG_BY_VERSION[simulation["version"]]), override.get("scatter", ATROPHY_SCATTER)
 
 
 def standard_normal_draws(streams: np.ndarray) -> np.ndarray:
@@ -118,7 +118,7 @@ def gap_at(table: dict[str, np.ndarray], lag: float, scatter: float) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("cohorts", type=Path, nargs="+", help="clean v3 cohorts written by `mri2pet simulate`")
+    parser.add_argument("cohorts", type=Path, nargs="+", help="clean v3 or v4 cohorts written by `mri2pet simulate`")
     parser.add_argument("--lags", default="0.55,0.65,0.75")
     parser.add_argument("--scatters", default="0.08,0.10,0.12,0.15")
     parser.add_argument("--out", type=Path, default=RESULTS / "ceiling_sweep.json")
@@ -134,7 +134,8 @@ def main() -> None:
         if worst > 1e-3:
             raise SystemExit(f"{name}: the redrawn atrophy severities differ from the truth (by {worst:.3f})")
     rendered = {name: dict(zip(("lag", "scatter"), rendered_pair(Path(name)))) for name in tables}
-    result = {"shipped": {"lag": ATROPHY_LAG, "scatter": ATROPHY_SCATTER}, "cohorts": rendered, "pairs": []}
+    shipped = {"version": DEFAULT_VERSION, "lag": ATROPHY_LAG_BY_VERSION[DEFAULT_VERSION], "scatter": ATROPHY_SCATTER}
+    result = {"shipped": shipped, "cohorts": rendered, "pairs": []}
     for lag in lags:
         for scatter in scatters:
             per_cohort = {name: gap_at(table, lag, scatter) for name, table in tables.items()}

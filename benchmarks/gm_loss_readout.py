@@ -43,8 +43,13 @@ RESULTS = Path(__file__).parent / "results"
 
 
 def pial_side_loss(frac: np.ndarray, gm: np.ndarray, csf: np.ndarray, labels: np.ndarray, sigma: float, power: float):
-    """The grey matter each region loses in place (``frac x gm``), moved towards CSF: same total per label."""
-    weight = frac * gm * ndimage.gaussian_filter(csf, sigma) ** power
+    """The grey matter each region loses in place (``frac x gm``), moved towards CSF: same total per label.
+    ``sigma`` 0: the pial boundary displaced (loss proportional to the CSF gradient, as a level set moved
+    inwards: voxels without CSF beside them keep all their grey matter)."""
+    if sigma == 0:
+        weight = frac * (gm > 0.01) * np.linalg.norm(np.stack(np.gradient(csf)), axis=0) ** power
+    else:
+        weight = frac * gm * ndimage.gaussian_filter(csf, sigma) ** power
     index = np.arange(int(labels.max()) + 1)
     wanted = ndimage.sum(frac * gm, labels, index)
     weighted = ndimage.sum(weight, labels, index)
@@ -167,7 +172,9 @@ def main() -> None:
         subjects.append(subject)
     variants = {"in place (simulator v3)": nullcontext}
     variants |= {
-        f"pial side, sigma {s:g}, power {p:g}": partial(pial_side_thinning, s, p)
+        (f"pial side, sigma {s:g}, power {p:g}" if s else f"boundary displaced, power {p:g}"): partial(
+            pial_side_thinning, s, p
+        )
         for s in floats(args.sigmas)
         for p in floats(args.powers)
     }

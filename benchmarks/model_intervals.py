@@ -11,7 +11,8 @@ a clinician reads an FDG scan for Alzheimer's disease.
   bias (synthetic - real) with bootstrap intervals, over the AD test subjects and over all of them.
 
 Predictions are cached beside the cohort's preprocessing (`evaluation/cache.py`): a rerun costs seconds.
-The cohort is the simulator's (not patient data): `mri2pet simulate runs/cohort-v3 --n 200 --seed 0 --jobs 2`.
+The cohort is the simulator's (not patient data):
+`mri2pet simulate runs/cohort-v3 --n 200 --seed 0 --sim-version 3 --jobs 2`.
 """
 
 from __future__ import annotations

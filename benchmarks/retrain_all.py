@@ -17,8 +17,9 @@ Shipping is by validation only: ``--ship`` copies a new export into ``weights/``
 validation subjects beats the shipped weights' on the same subjects (``--force`` ships regardless). The test
 and calibration subjects are never used to choose. Results: ``RUNS/retrain_summary.json``.
 
-The cohort is the simulator's (not patient data): ``mri2pet simulate runs/cohort-v3 --n 200 --seed 0 --jobs 2``
-renders the one the shipped split file names.
+The cohort is the simulator's (not patient data):
+``mri2pet simulate runs/cohort-v3 --n 200 --seed 0 --sim-version 3 --jobs 2`` renders the one the shipped
+split file names (version 3: the shipped weights' cohort; version 4, the default now, is the next retraining's).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """How close the simulated FDG world is to the published one (issues 11 and 37).
 
-    python benchmarks/simulation_realism.py runs/realism-v3 --n 170 --jobs 2          # simulator v3 (default)
+    python benchmarks/simulation_realism.py runs/realism-v4 --n 170 --seed 3 --jobs 2  # simulator v4 (default)
+    python benchmarks/simulation_realism.py runs/realism-v3 --n 170 --seed 3 --sim-version 3
     python benchmarks/simulation_realism.py runs/cohort-v2 --n 120 --sim-version 2
 
 Version 3 (issue 37) also prints, each against its cited target (docs/simulation.md, "Version 3"):
@@ -10,7 +11,7 @@ Version 3 (issue 37) also prints, each against its cited target (docs/simulation
   image, not the simulator's own parameter) in the cerebral cortex, the cerebellum and the hippocampus;
 - the "T1 ceiling": CN vs AD AUC of the real (truth) PET's regional SUVR against the best T1 classifier
   (regional grey matter, CSF, age), logistic regression, 10 x 5-fold cross-validation, out of fold.
-A v3 cohort is simulated without scan variety and with a diagnosis mix of CN=0.6, AD=0.4 (--mix).
+A v3 or v4 cohort is simulated without scan variety and with a diagnosis mix of CN=0.6, AD=0.4 (--mix).
 
 Simulates a v2 cohort in FOLDER when it has none (default scan variety), then compares the
 simulated CN subjects' regional SUVR (ground-truth model-grid PET, each subject's own AAL labels,
@@ -20,7 +21,7 @@ regions; the same for the age slope (CN, %/decade) and the AD effect (AD vs CN, 
 pons, so only the cerebellar reference is reported. Also times one subject with the neck in view
 (1 mm class head) and its peak memory.
 
-Writes benchmarks/results/simulation_realism_v3.{json,png} (v2: simulation_realism.{json,png}; or --out).
+Writes benchmarks/results/simulation_realism_v4.{json,png} (v3: _v3; v2: simulation_realism.{json,png}; or --out).
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from mri2pet_cli.simulation.fdg_reference import (
     region_label_values,
     scored_regions,
 )
-from mri2pet_cli.simulation.population import parse_diagnosis_mix
+from mri2pet_cli.simulation.population import DEFAULT_VERSION, parse_diagnosis_mix
 from mri2pet_cli.space.atlas import aal_names, reference_labels
 from mri2pet_cli.space.grid import default_grid
 from mri2pet_cli.space.tissue import tissue_fractions, tissue_probabilities
@@ -257,7 +258,7 @@ def tissue_table(folder: Path, rows: list[dict]) -> tuple[np.ndarray, np.ndarray
     """Per subject: grey-matter volume (ml) of each structure (partial-volume fractions), and each table row's mean
     GM and CSF fraction and posterior, all measured on the rendered model-grid T1 (its own 3-class mixture)."""
     names = aal_names()
-    voxel_ml = default_grid().spacing**3 / 1000.0
+    voxel_ml = default_grid().spacing ** 3 / 1000.0
     volumes, gm_rows, csf_rows = [], [], []
     row_labels = [region_label_values(r) for r in REGIONS]
     for row in rows:
@@ -268,8 +269,10 @@ def tissue_table(folder: Path, rows: list[dict]) -> tuple[np.ndarray, np.ndarray
         csf, gm, _wm = tissue_fractions(t1, mask)
         csf_p, gm_p, _wm_p = tissue_probabilities(t1, mask)
         volumes.append(
-            [float(gm[np.isin(labels, [v for v, n in names.items() if keep(n)])].sum()) * voxel_ml
-             for keep in STRUCTURES.values()]  # fmt: skip
+            [
+                float(gm[np.isin(labels, [v for v, n in names.items() if keep(n)])].sum()) * voxel_ml
+                for keep in STRUCTURES.values()
+            ]  # fmt: skip
         )
         in_rows = [np.isin(labels, ls) for ls in row_labels]
         gm_rows.append([float(m[r].mean()) for m in (gm, gm_p) for r in in_rows])
@@ -369,13 +372,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--out", type=Path, help="default benchmarks/results/simulation_realism[_v3]")
+    parser.add_argument("--out", type=Path, help="default benchmarks/results/simulation_realism[_vN]")
     parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument("--sim-version", type=int, default=3, choices=(2, 3))
-    parser.add_argument("--mix", default="CN=0.6,MCI=0,AD=0.4", help="v3 cohort's diagnosis mix")
+    parser.add_argument("--sim-version", type=int, default=DEFAULT_VERSION, choices=(2, 3, 4))
+    parser.add_argument("--mix", default="CN=0.6,MCI=0,AD=0.4", help="v3/v4 cohort's diagnosis mix")
     parser.add_argument("--counterfactual", type=int, default=20, help="CN subjects for the age-only slopes")
     args = parser.parse_args()
-    args.out = args.out or RESULTS / ("simulation_realism_v3" if args.sim_version >= 3 else "simulation_realism")
+    name = f"simulation_realism_v{args.sim_version}" if args.sim_version >= 3 else "simulation_realism"
+    args.out = args.out or RESULTS / name
     if not (args.folder / "participants.tsv").exists():
         v3 = args.sim_version >= 3
         extra = {"variety": "none", "diagnosis_mix": parse_diagnosis_mix(args.mix)} if v3 else {}

@@ -3,12 +3,12 @@
 Runs in parts (each cached in OUT/<part>.json; predictions cached beside each cohort's preprocessing), so
 hours of CPU can be spread over several runs:
 
-    mri2pet simulate runs/site-near --site near --n 40 --seed 11 --jobs 2
-    mri2pet simulate runs/site-far --site far --n 40 --seed 12 --jobs 2   # held-out for shift, familiarity, coverage
-    mri2pet simulate runs/site-far80 --site far --n 80 --seed 12 --jobs 2  # adapt: pool 1-40, held-out 41-80
-    mri2pet simulate runs/site-far-ref --site far --n 200 --seed 15 --jobs 2  # the 200-pair reference
-    mri2pet simulate runs/site-clinic --site clinic --n 40 --seed 13 --jobs 2   # added after the first results
-    mri2pet simulate runs/site-modern --site modern --n 40 --seed 14 --jobs 2   # added after the score was frozen
+    mri2pet simulate runs/site-near --site near --n 40 --seed 11 --sim-version 3
+    mri2pet simulate runs/site-far --site far --n 40 --seed 12 --sim-version 3  # held-out: shift, familiarity, coverage
+    mri2pet simulate runs/site-far80 --site far --n 80 --seed 12 --sim-version 3  # adapt: pool 1-40, held-out 41-80
+    mri2pet simulate runs/site-far-ref --site far --n 200 --seed 15 --sim-version 3  # the 200-pair reference
+    mri2pet simulate runs/site-clinic --site clinic --n 40 --seed 13 --sim-version 3   # added after the first results
+    mri2pet simulate runs/site-modern --site modern --n 40 --seed 14 --sim-version 3  # added after the score was frozen
     python benchmarks/site_adaptation.py --part shift        # MAE / SSIM at home (test split), near, far
     python benchmarks/site_adaptation.py --part familiarity  # AUROC far vs home, near vs home; Spearman with MAE
     python benchmarks/site_adaptation.py --part coverage     # shipped calibration at each site; local conformal

@@ -20,12 +20,13 @@ T1 features: the study's large-region rival (grey matter and CSF in the 33 rows 
 and posteriors, evaluation/features.t1_large_region_features) + age. PET features: each large region's mean
 SUVR (cerebellar cortex = 1). Both logistic regression, C = 1 on standardised features, 5-fold
 cross-validation repeated twice, scored out of fold, paired bootstrap over subjects (the study's "all" rows).
-Simulator truth is read for measuring only. ``--simulate N --seed S`` first renders a clean v3 cohort as
-benchmarks/simulation_realism.py does (no scan variety, CN=0.6, AD=0.4) with another seed, so that the
-documented ceiling (measured on the seed-0 cohort its two numbers were chosen on) can be checked on subjects
-nobody tuned on; ``--truth-only`` skips preprocessing (steps 1 and 2). ``--atrophy-lag`` and
-``--atrophy-scatter`` render that cohort with another pair than population.py's (a candidate for a simulator
-revision, e.g. one benchmarks/ceiling_sweep.py suggests), to check it on a seed the sweep did not see.
+Simulator truth is read for measuring only. ``--simulate N --seed S`` first renders a clean cohort
+(``--sim-version``, default 4) as benchmarks/simulation_realism.py does (no scan variety, CN=0.6, AD=0.4) with
+another seed, so that the documented ceiling (measured on the seed-0 cohort its two numbers were chosen on)
+can be checked on subjects nobody tuned on; ``--truth-only`` skips preprocessing (steps 1 and 2).
+``--atrophy-lag`` and ``--atrophy-scatter`` render that cohort with another pair than population.py's (a
+candidate for a simulator revision, e.g. one benchmarks/ceiling_sweep.py suggests), to check it on a seed the
+sweep did not see.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ def main() -> None:
     parser.add_argument("data", type=Path, help="a cohort written by `mri2pet simulate` (truth kept)")
     parser.add_argument("--out", type=Path, default=RESULTS / "t1_ceiling_steps.json")
     parser.add_argument("--jobs", type=int, default=1)
-    parser.add_argument("--simulate", type=int, metavar="N", help="render a clean v3 cohort of N first")
+    parser.add_argument("--simulate", type=int, metavar="N", help="render a clean cohort of N first")
     parser.add_argument("--seed", type=int, default=2)
+    parser.add_argument("--sim-version", type=int, default=population.DEFAULT_VERSION, choices=(3, 4))
     parser.add_argument("--truth-only", action="store_true", help="steps 1 and 2 only (no preprocessing)")
     parser.add_argument("--atrophy-lag", type=float, help="with --simulate: render with this lag instead")
     parser.add_argument("--atrophy-scatter", type=float, help="with --simulate: render with this scatter instead")
@@ -102,21 +104,28 @@ def main() -> None:
     if (args.atrophy_lag, args.atrophy_scatter) != (None, None) and not args.simulate:
         parser.error("--atrophy-lag and --atrophy-scatter need --simulate")
     # module globals read at draw time; forked render workers inherit them
+    lags = population.ATROPHY_LAG_BY_VERSION
     if args.atrophy_lag is not None:
-        population.ATROPHY_LAG = args.atrophy_lag
+        lags[args.sim_version] = args.atrophy_lag
     if args.atrophy_scatter is not None:
         population.ATROPHY_SCATTER = args.atrophy_scatter
 
     if args.simulate and not (args.data / "participants.tsv").exists():
         mix = parse_diagnosis_mix("CN=0.6,MCI=0,AD=0.4")
         simulate_cohort(
-            args.data, args.simulate, args.seed, jobs=args.jobs, version=3, variety="none", diagnosis_mix=mix
+            args.data,
+            args.simulate,
+            args.seed,
+            jobs=args.jobs,
+            version=args.sim_version,
+            variety="none",
+            diagnosis_mix=mix,
         )
         if (args.atrophy_lag, args.atrophy_scatter) != (None, None):  # not a standard v3 cohort: say so in it
             described = args.data / "dataset_description.json"
             description = json.loads(described.read_text())
             description["mri2pet_simulation"]["atrophy_override"] = {
-                "lag": population.ATROPHY_LAG,
+                "lag": lags[args.sim_version],
                 "scatter": population.ATROPHY_SCATTER,
             }
             described.write_text(json.dumps(description, indent=2))
@@ -141,7 +150,11 @@ def main() -> None:
     rival = T1_RIVALS[2]
     result = {"cohort": str(args.data), "n_cn": int((y == 0).sum()), "n_ad": int((y == 1).sum()), "steps": {}}
     if args.simulate:
-        result["atrophy"] = {"lag": population.ATROPHY_LAG, "scatter": population.ATROPHY_SCATTER}
+        result["atrophy"] = {
+            "version": args.sim_version,
+            "lag": lags[args.sim_version],
+            "scatter": population.ATROPHY_SCATTER,
+        }
     result["failed_preprocessing"] = failed
     for step, (t1_rows, pet_rows) in features.items():
         sets = {"real PET": (pet_rows, "logistic"), rival: (np.hstack([t1_rows, age]), "logistic")}

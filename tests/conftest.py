@@ -94,10 +94,11 @@ def simulated_cohort_v2(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def simulated_cohort_v3(tmp_path_factory):
-    """One version 3 subject (the default simulator), with its age-only truth at 60 and 90."""
+def simulated_cohort_latest(tmp_path_factory):
+    """One subject of the default simulator (version 4), with its age-only truth at 60 and 90."""
     from mri2pet_cli.simulation.cohort import simulate_cohort
+    from mri2pet_cli.simulation.population import DEFAULT_VERSION
 
-    folder = tmp_path_factory.mktemp("cohort-v3")
-    simulate_cohort(folder, 1, seed=5, version=3, variety="none", truth_ages=(60.0, 90.0))
+    folder = tmp_path_factory.mktemp("cohort-latest")
+    simulate_cohort(folder, 1, seed=5, version=DEFAULT_VERSION, variety="none", truth_ages=(60.0, 90.0))
     return folder

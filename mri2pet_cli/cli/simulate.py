@@ -28,19 +28,20 @@ def simulate(
         typer.Option(
             "--sim-version",
             min=1,
-            max=3,
-            metavar="1|2|3",
-            help="Simulator version: 3 (default: ageing and AD from the corrected literature, atrophy and "
-            "hypometabolism apart), 2 (literature FDG pattern, real-scan variety) or 1 (the first simulator); "
-            "2 and 1 render as they always did.",
+            max=4,
+            metavar="1|2|3|4",
+            help="Simulator version: 4 (default: ageing and AD from the corrected literature, atrophy and "
+            "hypometabolism apart), 3 (4 with atrophy lagging hypometabolism more; the shipped weights' cohort), "
+            "2 (literature FDG pattern, real-scan variety) or 1 (the first simulator); 3, 2 and 1 render as they "
+            "always did.",
         ),
-    ] = 3,
+    ] = 4,
     diagnosis_mix: Annotated[
         str | None,
         typer.Option(
             "--diagnosis-mix",
             metavar="MIX",
-            help="Version 3: fractions of CN, MCI and AD, e.g. CN=0.5,MCI=0.2,AD=0.3 "
+            help="Version 3 on: fractions of CN, MCI and AD, e.g. CN=0.5,MCI=0.2,AD=0.3 "
             "(default CN=0.4,MCI=0.35,AD=0.25).",
         ),
     ] = None,
@@ -49,7 +50,7 @@ def simulate(
         typer.Option(
             "--site",
             metavar="NAME",
-            help="Version 3: an acquisition site's profile (docs/simulation.md, 'Sites'): home (default, the "
+            help="Version 3 on: an acquisition site's profile (docs/simulation.md, 'Sites'): home (default, the "
             "training cohort), near (another 3 T centre, newer PET), far (1.5 T, older PET, memory clinic), "
             "clinic (1.5 T spin-echo T1) or modern (0.8 mm, deep-learning reconstruction).",
         ),
@@ -58,7 +59,7 @@ def simulate(
         str,
         typer.Option(
             metavar="KIND",
-            help="Scan variety (versions 2 and 3): default (each by chance), none, all, or a comma list of "
+            help="Scan variety (version 2 on): default (each by chance), none, all, or a comma list of "
             "neck,origin_offset,thick_slices,low_contrast,cut_fov,motion (those for every subject).",
         ),
     ] = "default",

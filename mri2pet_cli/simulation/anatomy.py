@@ -246,7 +246,7 @@ def render_subject(subject: Subject, *, fdg: FdgModel | None = None, variation: 
 
     # PET: uptake by tissue, regional factors, age and AD effects, PSF blur
     if version >= 2:
-        model = fdg or calibrated_model(3 if version >= 3 else 2)
+        model = fdg or calibrated_model(version)
         lut = fdg_regional_factors(subject.age, subject.severity, rng if variation else None, model)
     else:
         lut = regional_factors(subject, rng)

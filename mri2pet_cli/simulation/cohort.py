@@ -199,10 +199,11 @@ def simulate_cohort(
     """Write a simulated paired cohort of ``n`` subjects in a BIDS-like layout.
 
     ``version`` picks the simulator (1: the first one, kept reproducible; 2: the FDG pattern
-    calibrated to the literature and real-scan variety; 3, the default: ageing and AD from the
-    corrected literature, metabolic and atrophy severities apart). ``variety`` (version 2 and 3): 'default',
-    'none', 'all' or a comma list (scan_variety.py). ``diagnosis_mix`` (version 3): the fraction of CN,
-    MCI and AD subjects (default DIAGNOSIS_P, or the site's). ``site`` (version 3): an acquisition site's
+    calibrated to the literature and real-scan variety; 3: ageing and AD from the corrected literature,
+    metabolic and atrophy severities apart; 4, the default: 3 with atrophy lagging hypometabolism less).
+    ``variety`` (version 2 on): 'default', 'none', 'all' or a comma list (scan_variety.py).
+    ``diagnosis_mix`` (version 3 on): the fraction of CN, MCI and AD subjects (default DIAGNOSIS_P, or the
+    site's). ``site`` (version 3 on): an acquisition site's
     profile (sites.py; 'home', the default, is the training cohort). ``truth_ages``: also write each subject's
     counterfactual truth at these ages (only the first ``truth_subjects`` subjects where given: each
     age costs two more renderings). ``progress(subject_id, status)`` is called after each
@@ -214,11 +215,11 @@ def simulate_cohort(
     if n < 1:
         raise ValueError("n must be at least 1")
     if version not in VERSIONS:
-        raise UnknownNameError(f"unknown simulator version {version}", hint="choose 1, 2 or 3")
+        raise UnknownNameError(f"unknown simulator version {version}", hint="choose 1, 2, 3 or 4")
     if diagnosis_mix is not None and version < 3:
-        raise UnknownNameError("--diagnosis-mix needs simulator version 3", hint="--sim-version 3")
+        raise UnknownNameError("--diagnosis-mix needs simulator version 3 or later", hint="--sim-version 4")
     if site != "home" and version < 3:
-        raise UnknownNameError("--site needs simulator version 3", hint="--sim-version 3")
+        raise UnknownNameError("--site needs simulator version 3 or later", hint="--sim-version 4")
     site_profile(site)  # an unknown name fails before any work
     probabilities = variety_probabilities(variety) if version >= 2 else None
     options = {"version": version, "variety": probabilities, "truth_ages": tuple(float(a) for a in truth_ages)}

@@ -20,7 +20,9 @@ import numpy as np
 from mri2pet_cli.simulation.fdg_reference import REGIONS, RegionReference, region_label_values
 from mri2pet_cli.space.atlas import aal_names, mean_in_labels, reference_labels
 
-CALIBRATION_FILES = {version: Path(__file__).parent / "data" / f"fdg_v{version}_calibration.json" for version in (2, 3)}
+CALIBRATION_FILES = {
+    version: Path(__file__).parent / "data" / f"fdg_v{version}_calibration.json" for version in (2, 3, 4)
+}
 REFERENCE_AGE = 70.0  # regional factors hold at this age; age effects are relative to it
 AD_REFERENCE_SEVERITY = 0.75  # the table's AD column is mild-to-moderate AD: severity 0.5-1.0, mean 0.75
 
@@ -74,7 +76,7 @@ class FdgModel:
 
 @lru_cache(maxsize=2)
 def calibrated_model(version: int = 2) -> FdgModel:
-    """The shipped FDG model of simulator ``version`` (2 or 3)."""
+    """The shipped FDG model of simulator ``version`` (2, 3 or 4)."""
     meta = json.loads(CALIBRATION_FILES[version].read_text())
     return FdgModel(
         factor=meta["factor"],

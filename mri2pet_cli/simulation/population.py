@@ -24,9 +24,11 @@ DIAGNOSIS_P = {"CN": 0.40, "MCI": 0.35, "AD": 0.25}
 SEVERITY_RANGE = {"CN": (0.0, 0.05), "MCI": (0.2, 0.5), "AD": (0.5, 1.0)}
 
 
-# v3: the drawn severity is the metabolic one (what FDG shows); atrophy lags it and scatters around it, so a
-# T1 holds part of the disease, not all of it (docs/simulation.md, "Version 3": why these two numbers).
-ATROPHY_LAG = 0.55  # mean atrophy severity per unit of metabolic severity
+# v3 on: the drawn severity is the metabolic one (what FDG shows); atrophy lags it and scatters around it, so
+# a T1 holds part of the disease, not all of it (docs/simulation.md, "Version 3" and "Version 4": why these).
+# The lag is the mean atrophy severity per unit of metabolic severity: v3 chose 0.55 on one seed, v4 0.70 on
+# three (its T1 ceiling lands in the cited range on each).
+ATROPHY_LAG_BY_VERSION = {3: 0.55, 4: 0.70}
 ATROPHY_SCATTER = 0.15  # SD of the atrophy severity around that mean
 
 
@@ -57,10 +59,10 @@ SITE_SCANNERS = {
 VESSEL_T1 = 1.5  # gadolinium-enhanced sinuses and veins, relative to WM
 
 
-VERSIONS = (1, 2, 3)
+VERSIONS = (1, 2, 3, 4)
 
 
-DEFAULT_VERSION = 3
+DEFAULT_VERSION = 4
 
 
 def scanner_contrast(name: str) -> tuple[float, ...]:
@@ -111,13 +113,14 @@ def draw_subject(
     an atrophy severity from a third stream (``extras["atrophy_severity"]``; ``severity`` is then the
     metabolic one) and takes ``diagnosis_p`` (the cohort's diagnosis mix, default DIAGNOSIS_P) and
     ``site`` (sites.py: a profile that changes scanners, protocol and population; 'home' changes nothing).
+    Version 4 is version 3 with the atrophy lagging the metabolic severity less (ATROPHY_LAG_BY_VERSION).
     """
     if version not in VERSIONS:
         raise ValueError(f"unknown simulator version {version}")
     if diagnosis_p is not None and version < 3:
-        raise ValueError("a diagnosis mix needs simulator version 3")
+        raise ValueError("a diagnosis mix needs simulator version 3 or later")
     if site != "home" and version < 3:
-        raise ValueError("a site profile needs simulator version 3")
+        raise ValueError("a site profile needs simulator version 3 or later")
     subject = _draw_v1(seed, index, diagnosis_p or DIAGNOSIS_P)
     if version == 1:
         return subject
@@ -140,8 +143,9 @@ def draw_subject(
         subject.t1_spacing_mm = spacing
     if version >= 3:
         disease = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), 13]))
-        atrophy = np.clip(ATROPHY_LAG * subject.severity + disease.normal(0.0, ATROPHY_SCATTER), 0.0, 1.0)
-        subject.extras.update({"version": 3, "atrophy_severity": round(float(atrophy), 3)})
+        lag = ATROPHY_LAG_BY_VERSION[version]
+        atrophy = np.clip(lag * subject.severity + disease.normal(0.0, ATROPHY_SCATTER), 0.0, 1.0)
+        subject.extras.update({"version": version, "atrophy_severity": round(float(atrophy), 3)})
     return subject
 
 
@@ -150,7 +154,7 @@ def subject_version(subject: Subject) -> int:
 
 
 def atrophy_severity(subject: Subject) -> float:
-    """The severity the anatomy shows: v3's own draw; before v3 the one severity drove both."""
+    """The severity the anatomy shows: v3's and v4's own draw; before v3 the one severity drove both."""
     return float(subject.extras.get("atrophy_severity", subject.severity))
 
 

@@ -16,10 +16,10 @@ from mri2pet_cli.space.grid import default_grid
 FRONTAL_DROP_60_TO_90 = 0.008
 
 
-def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproducibly(simulated_cohort_v3):
+def test_shipped_dual_glow_predicts_the_unseen_subjects_pet_and_samples_reproducibly(simulated_cohort_latest):
     model, card, _ = load_model("dual-glow")  # checks the sha256 against the card
     assert "SIMULATED" in card["training_data"]["kind"] and card["training_data"]["split_sizes"]["train"] >= 80
-    paths = subject_paths(simulated_cohort_v3, "sub-001")
+    paths = subject_paths(simulated_cohort_latest, "sub-001")
     mask = nib.load(str(paths["truth_mask"])).get_fdata() > 0
     t1 = (nib.load(str(paths["truth_t1"])).get_fdata() * mask).astype(np.float32)
     truth, _ = to_suvr(nib.load(str(paths["truth_pet"])).get_fdata().astype(np.float32), default_grid(), mask)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mri2pet_cli.simulation.population import ATROPHY_LAG, ATROPHY_SCATTER, atrophy_severity, draw_subject
+from mri2pet_cli.simulation.population import ATROPHY_LAG_BY_VERSION, ATROPHY_SCATTER, atrophy_severity, draw_subject
 
 BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
@@ -24,10 +24,12 @@ def load_sweep():
 
 def test_redrawn_atrophy_matches_the_simulators_draw_and_moves_features_by_their_atrophy_slope():
     sweep = load_sweep()
-    subjects = [draw_subject(5, i, 3) for i in range(40)]
+    subjects = [draw_subject(5, i, 4) for i in range(40)]
     streams = np.array([s.extras["stream"] for s in subjects], dtype=float)
     metabolic = np.array([s.severity for s in subjects])
-    redrawn = np.clip(ATROPHY_LAG * metabolic + ATROPHY_SCATTER * sweep.standard_normal_draws(streams), 0.0, 1.0)
+    redrawn = np.clip(
+        ATROPHY_LAG_BY_VERSION[4] * metabolic + ATROPHY_SCATTER * sweep.standard_normal_draws(streams), 0.0, 1.0
+    )
     np.testing.assert_allclose(np.round(redrawn, 3), [atrophy_severity(s) for s in subjects], atol=1e-9)
 
     # features linear in the atrophy severity: the fitted slope is recovered whatever age does

@@ -11,11 +11,11 @@ from mri2pet_cli.space.atlas import template_maps
 from mri2pet_cli.space.grid import default_grid
 
 
-def test_age_only_slope_has_the_corrected_literatures_signs_and_is_cached(simulated_cohort_v3):
+def test_age_only_slope_has_the_corrected_literatures_signs_and_is_cached(simulated_cohort_latest):
     """Simulator v3, anatomy fixed: metabolism falls with age in every cortical group the table holds, most in
     frontal and cingulate cortex (Greve 2016), and rises in the thalamus against the cerebellum (Bonte 2017)."""
     grid = default_grid()
-    slope = metabolic_age_slope(simulated_cohort_v3, ["sub-001"], grid)
+    slope = metabolic_age_slope(simulated_cohort_latest, ["sub-001"], grid)
     labels = template_maps(grid).aal
     rows = _row_labels()
 
@@ -27,9 +27,9 @@ def test_age_only_slope_has_the_corrected_literatures_signs_and_is_cached(simula
     assert row_mean("frontal superior") < row_mean("precuneus") < 0
     assert row_mean("hippocampus") < 0 and row_mean("parahippocampal") < 0
     assert row_mean("thalamus") > 0
-    cached = truth_age_paths(simulated_cohort_v3, "sub-001", 90.0)["age_only_pet"]
+    cached = truth_age_paths(simulated_cohort_latest, "sub-001", 90.0)["age_only_pet"]
     assert nib.load(str(cached)).shape == grid.shape
-    np.testing.assert_array_equal(metabolic_age_slope(simulated_cohort_v3, ["sub-001"], grid), slope)
+    np.testing.assert_array_equal(metabolic_age_slope(simulated_cohort_latest, ["sub-001"], grid), slope)
 
 
 def test_age_only_slope_needs_a_simulated_cohort(tmp_path):

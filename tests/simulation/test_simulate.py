@@ -99,22 +99,23 @@ def test_raw_scans_are_native_with_skull(tmp_path):
     assert pet.shape != t1.shape and not np.allclose(pet.affine, t1.affine)
 
 
-def test_cohort_layout_and_truth(simulated_cohort_v3):
+def test_cohort_layout_and_truth(simulated_cohort_latest):
     """The default simulator's files (the shared one-subject v3 cohort, simulated once per run)."""
-    rows = (simulated_cohort_v3 / "participants.tsv").read_text().splitlines()
+    rows = (simulated_cohort_latest / "participants.tsv").read_text().splitlines()
     assert rows[0].split("\t") == ["participant_id", "age", "sex", "diagnosis"]  # v3: severity is truth only
     assert len(rows) == 2
     for row in rows[1:]:
         pid, age, sex, dx = row.split("\t")
         assert 55 <= float(age) <= 92 and sex in "FM" and dx in ("CN", "MCI", "AD")
-        paths = subject_paths(simulated_cohort_v3, pid)
+        paths = subject_paths(simulated_cohort_latest, pid)
         assert all(p.exists() for p in paths.values())
         truth = json.loads(paths["truth_json"].read_text())
         assert np.asarray(truth["native_to_mni"]).shape == (4, 4)
         mask = nib.load(str(paths["truth_mask"]))
         assert mask.shape == (64, 80, 64)
         assert 1200 < mask.get_fdata().sum() * 2.5**3 / 1000 < 2400
-    assert json.loads((simulated_cohort_v3 / "dataset_description.json").read_text())["mri2pet_simulation"]["seed"] == 5
+    description = json.loads((simulated_cohort_latest / "dataset_description.json").read_text())
+    assert description["mri2pet_simulation"]["seed"] == 5
 
 
 def test_a_rerun_after_a_kill_skips_the_subjects_already_rendered(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""Simulator v3: ageing and AD that the literature would sign, atrophy and hypometabolism apart."""
+"""Simulator v3 and v4: ageing and AD that the literature would sign, atrophy and hypometabolism apart."""
 
 import json
 
@@ -12,6 +12,7 @@ from mri2pet_cli.simulation.cohort import subject_paths, truth_age_paths
 from mri2pet_cli.simulation.fdg_model import calibrated_model
 from mri2pet_cli.simulation.fdg_reference import CORRECTED_AGE, GREY_MATTER_LOSS, REGIONS
 from mri2pet_cli.simulation.population import (
+    ATROPHY_LAG_BY_VERSION,
     DEFAULT_VERSION,
     atrophy_severity,
     draw_subject,
@@ -21,17 +22,41 @@ from mri2pet_cli.simulation.population import (
 NON_CORTICAL = ("caudate", "putamen", "pallidum", "thalamus", "vermis")
 
 
-def test_version_3_is_the_default_and_shares_demographics_with_version_2():
-    assert DEFAULT_VERSION == 3
+def test_version_4_is_the_default_and_shares_demographics_with_versions_2_and_3():
+    assert DEFAULT_VERSION == 4
     for i in range(20):
-        v2, v3 = draw_subject(1, i, 2), draw_subject(1, i, 3)
+        v2, v3, v4 = draw_subject(1, i, 2), draw_subject(1, i, 3), draw_subject(1, i, 4)
         assert (v2.age, v2.diagnosis, v2.severity, v2.scanner) == (v3.age, v3.diagnosis, v3.severity, v3.scanner)
-        assert v3.extras["version"] == 3 and "atrophy_severity" in v3.extras
+        assert (v3.age, v3.diagnosis, v3.severity, v3.scanner, v3.brain_age) == (
+            v4.age,
+            v4.diagnosis,
+            v4.severity,
+            v4.scanner,
+            v4.brain_age,
+        )
+        assert v3.extras["version"] == 3 and v4.extras["version"] == 4 and "atrophy_severity" in v3.extras
         assert "atrophy_severity" not in v2.extras and atrophy_severity(v2) == v2.severity
 
 
-def test_atrophy_follows_the_metabolic_severity_without_being_it():
-    subjects = [draw_subject(2, i, 3) for i in range(400)]
+def test_version_4_differs_from_3_only_in_how_far_atrophy_lags_hypometabolism():
+    assert ATROPHY_LAG_BY_VERSION[3] < ATROPHY_LAG_BY_VERSION[4] < 1.0  # atrophy still below hypometabolism
+    moved = 0
+    for i in range(60):
+        v3, v4 = draw_subject(4, i, 3), draw_subject(4, i, 4)
+        assert {k: v for k, v in v3.extras.items() if k not in ("version", "atrophy_severity")} == {
+            k: v for k, v in v4.extras.items() if k not in ("version", "atrophy_severity")
+        }
+        assert atrophy_severity(v4) >= atrophy_severity(v3)  # the same scatter draw, a larger mean
+        moved += atrophy_severity(v4) > atrophy_severity(v3)
+    assert moved > 10
+    v3_fit, v4_fit = calibrated_model(3), calibrated_model(4)
+    assert v4_fit.factor == v3_fit.factor and v4_fit.age_pct_per_decade == v3_fit.age_pct_per_decade
+    assert v4_fit.pair_sd_by_row == v3_fit.pair_sd_by_row  # CN are the same: only the AD step is refitted
+
+
+@pytest.mark.parametrize("version", [3, 4])
+def test_atrophy_follows_the_metabolic_severity_without_being_it(version):
+    subjects = [draw_subject(2, i, version) for i in range(400)]
     metabolic = np.array([s.severity for s in subjects])
     atrophy = np.array([atrophy_severity(s) for s in subjects])
     dx = np.array([s.diagnosis for s in subjects])
@@ -40,7 +65,8 @@ def test_atrophy_follows_the_metabolic_severity_without_being_it():
     assert atrophy[dx == "AD"].mean() > atrophy[dx == "MCI"].mean() > atrophy[dx == "CN"].mean()
     assert atrophy[dx == "AD"].mean() < metabolic[dx == "AD"].mean()  # hypometabolism exceeds atrophy
     within_ad = np.corrcoef(metabolic[dx == "AD"], atrophy[dx == "AD"])[0, 1]
-    assert within_ad < 0.7  # inside a diagnosis the T1 tells much less of the PET's severity
+    # inside a diagnosis the T1 tells much less of the PET's severity (v3 about 0.5, v4 about 0.7: r^2 0.5)
+    assert within_ad < min(r, 0.8)
 
 
 def test_the_diagnosis_mix_sets_the_cohorts_diagnoses():
@@ -55,8 +81,9 @@ def test_the_diagnosis_mix_sets_the_cohorts_diagnoses():
         draw_subject(3, 0, 2, diagnosis_p=mix)
 
 
-def test_v3_metabolic_age_slopes_have_the_corrected_literatures_signs_and_sizes():
-    model = calibrated_model(3)
+@pytest.mark.parametrize("version", [3, 4])
+def test_metabolic_age_slopes_have_the_corrected_literatures_signs_and_sizes(version):
+    model = calibrated_model(version)
     reference = model.reference_age_pct_per_decade
     assert reference > 0  # the cerebellum's metabolism rises with age after PVC (Bonte 2017)
     for region in REGIONS:
@@ -90,18 +117,18 @@ def test_v3_tissue_signal_comes_from_the_corrected_literature():
     assert 0.2 <= ageing.UPTAKE["wm"] / cortex < 0.47  # below the uncorrected 0.47 of Huang 1980
 
 
-def test_v3_subject_writes_both_severities_into_its_truth(simulated_cohort_v3):
-    truth = json.loads(subject_paths(simulated_cohort_v3, "sub-001")["truth_json"].read_text())
-    assert truth["cohort_version"] == 3
+def test_the_default_subject_writes_both_severities_into_its_truth(simulated_cohort_latest):
+    truth = json.loads(subject_paths(simulated_cohort_latest, "sub-001")["truth_json"].read_text())
+    assert truth["cohort_version"] == 4
     assert set(truth["severities"]) == {"metabolic", "atrophy"}
     assert truth["severities"]["metabolic"] == truth["subject"]["severity"]
 
 
-def test_counterfactual_truth_files(simulated_cohort_v3):
-    paths = subject_paths(simulated_cohort_v3, "sub-001")
+def test_counterfactual_truth_files(simulated_cohort_latest):
+    paths = subject_paths(simulated_cohort_latest, "sub-001")
     truth = json.loads(paths["truth_json"].read_text())
     assert set(truth["truth_ages"]) == {"60", "90"}
-    young, old = (truth_age_paths(simulated_cohort_v3, "sub-001", age) for age in (60.0, 90.0))
+    young, old = (truth_age_paths(simulated_cohort_latest, "sub-001", age) for age in (60.0, 90.0))
 
     def data(p):
         return nib.load(str(p)).get_fdata()
@@ -109,5 +136,5 @@ def test_counterfactual_truth_files(simulated_cohort_v3):
     assert not np.allclose(data(young["age_only_pet"]), data(old["age_only_pet"]))
     assert not np.allclose(data(young["aged_t1"]), data(old["aged_t1"]))
     assert not np.allclose(data(young["aged_pet"]), data(young["age_only_pet"]))
-    description = json.loads((simulated_cohort_v3 / "dataset_description.json").read_text())
-    assert description["mri2pet_simulation"]["version"] == 3
+    description = json.loads((simulated_cohort_latest / "dataset_description.json").read_text())
+    assert description["mri2pet_simulation"]["version"] == 4
