@@ -2,6 +2,8 @@
 a clinician reads an FDG scan for Alzheimer's disease.
 
     python benchmarks/model_intervals.py [--cohort runs/cohort-v3] [--models all] [--out FILE.json]
+    python benchmarks/model_intervals.py --cohort runs/cohort-v4 --split benchmarks/splits/v4_n200_seed0.json \
+        --out benchmarks/results/model_intervals_v3_weights_on_v4.json   # the shipped weights on version 4
 
 - Image metrics (brain mask, SUVR): each subject's MAE and SSIM, then the mean with a percentile bootstrap
   95 % interval over subjects (2,000 resamples, seed 0). The mean training PET baseline (seeds' baseline)
@@ -87,12 +89,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cohort", type=Path, default=ROOT / "runs" / "cohort-v3")
+    parser.add_argument("--split", type=Path, default=SPLIT, help="the cohort's split file (default: v3's)")
     parser.add_argument("--models", default="all")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "model_intervals_v3.json")
     args = parser.parse_args()
     models = model_names() if args.models == "all" else args.models.split(",")
 
-    split = read_split(SPLIT, args.cohort)
+    split = read_split(args.split, args.cohort)
     records, _ = prepare_dataset(args.cohort, jobs=2, only=split["test"])
     arrays = load_arrays(records)
     train_records, _ = prepare_dataset(args.cohort, jobs=2, only=split["train"])
@@ -100,7 +103,12 @@ def main() -> None:
     grid = default_grid()
     labels = template_maps(grid).aal
     ad = np.array([d == "AD" for d in arrays.diagnosis])
-    result = {"split": str(SPLIT.relative_to(ROOT)), "n_test": len(arrays.ids), "n_ad": int(ad.sum()), "models": {}}
+    result = {
+        "split": str(args.split.resolve().relative_to(ROOT)),
+        "n_test": len(arrays.ids),
+        "n_ad": int(ad.sum()),
+        "models": {},
+    }
     for name in models:
         model, card, _ = load_model(name)
         raw = cached_predict(model, card, arrays, cache_root(records[0].preproc_dir), device=resolve_device("cpu"))
