@@ -46,6 +46,14 @@ def test_the_shipped_v3_split_has_four_disjoint_parts_of_the_sizes_the_issues_ne
     assert split_subjects(ids, 0, 0.1, 0.2, 0.125) == split
 
 
+def test_the_v4_split_holds_the_same_subjects_in_each_part_for_the_version_4_cohort():
+    splits = ROOT / "benchmarks" / "splits"
+    v3, v4 = read_split(splits / "v3_n200_seed0.json"), read_split(splits / "v4_n200_seed0.json")
+    assert v3 == v4  # versions 3 and 4 draw the same subjects: one split serves both
+    cohort = json.loads((splits / "v4_n200_seed0.json").read_text())["cohort"]
+    assert (cohort["version"], cohort["n"], cohort["seed"]) == (4, 200, 0)
+
+
 def test_a_calibration_part_leaves_test_and_validation_as_they_were():
     ids = [f"s{i}" for i in range(40)]
     plain, four = split_subjects(ids, 5, 0.1, 0.2), split_subjects(ids, 5, 0.1, 0.2, 0.25)
