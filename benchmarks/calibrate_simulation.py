@@ -117,13 +117,14 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=4)
     parser.add_argument("--sim-version", type=int, default=2, choices=(2, 3, 4))
     parser.add_argument("--iterations", type=int, default=10)
-    parser.add_argument(
+    start = parser.add_mutually_exclusive_group()
+    start.add_argument(
         "--refine", action="store_true", help="start from the shipped fit and refit only the levels (more subjects)"
     )
-    parser.add_argument(
+    start.add_argument(
         "--ad-from",
         type=int,
-        metavar="VERSION",
+        choices=(3, 4),
         help="start from that version's shipped fit and refit only the AD effects (version 4 from 3: the two "
         "differ only in the atrophy that goes with a metabolic severity)",
     )
@@ -140,13 +141,12 @@ def main() -> None:
     if args.fit_variation:
         fit_variation(args.fit_variation, calibration_file)
         return
-    if args.ad_from is not None and args.ad_from not in (3, 4):
-        parser.error("--ad-from: version 3 or 4")
-    if args.ad_from is not None:
+    keep_levels = args.ad_from is not None
+    if keep_levels:
         model = calibrated_model(args.ad_from)
     else:
         model = calibrated_model(VERSION) if args.refine else FdgModel.uncalibrated()
-    if VERSION >= 3 and not args.refine and args.ad_from is None:  # corrected slopes; v2's variation to start
+    if VERSION >= 3 and not args.refine and not keep_levels:  # corrected slopes; v2's variation to start
         v2 = calibrated_model(2)
         model = dataclasses.replace(
             model,
@@ -156,8 +156,7 @@ def main() -> None:
             pair_sd=v2.pair_sd,
             pair_sd_by_row=dict(v2.pair_sd_by_row),
         )
-    history = dict(model.provenance.get("history", {})) if args.refine or args.ad_from else {}
-    keep_levels = args.refine is False and args.ad_from is not None
+    history = dict(model.provenance.get("history", {})) if args.refine or keep_levels else {}
     targets = {r.name: r.suvr_mean for r in REGIONS}
 
     at_70 = subjects(args.subjects, age=REFERENCE_AGE, brain_age=REFERENCE_AGE)
