@@ -115,7 +115,7 @@ def fit_variation(realism_json: Path, calibration_file: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=4)
-    parser.add_argument("--sim-version", type=int, default=2, choices=(2, 3, 4))
+    parser.add_argument("--sim-version", type=int, default=2, choices=tuple(CALIBRATION_FILES))
     parser.add_argument("--iterations", type=int, default=10)
     start = parser.add_mutually_exclusive_group()
     start.add_argument(
@@ -124,7 +124,7 @@ def main() -> None:
     start.add_argument(
         "--ad-from",
         type=int,
-        choices=(3, 4),
+        choices=tuple(ATROPHY_LAG_BY_VERSION),
         help="start from that version's shipped fit and refit only the AD effects (version 4 from 3: the two "
         "differ only in the atrophy that goes with a metabolic severity)",
     )
@@ -195,7 +195,9 @@ def main() -> None:
     step = "levels refined" if args.refine else "levels, age and AD effects"
     if keep_levels:
         step = f"AD effects refitted, all else from version {args.ad_from}"
-    history[step] = {"subjects": args.subjects, "iterations": args.iterations}
+    history[step] = (
+        {"subjects": args.subjects} if keep_levels else {"subjects": args.subjects, "iterations": args.iterations}
+    )
     out["provenance"] = {
         **({"variation": model.provenance["variation"]} if keep_levels and "variation" in model.provenance else {}),
         "script": "benchmarks/calibrate_simulation.py",

@@ -40,7 +40,7 @@ from scipy import stats
 from mri2pet_cli.preprocessing.inputs import read_participants
 from mri2pet_cli.simulation.cohort import simulate_cohort, subject_paths
 from mri2pet_cli.simulation.counterfactual import counterfactual_suvr
-from mri2pet_cli.simulation.fdg_model import row_suvr
+from mri2pet_cli.simulation.fdg_model import CALIBRATION_FILES, row_suvr
 from mri2pet_cli.simulation.fdg_reference import (
     CORRECTED_AGE,
     GREY_MATTER_LOSS,
@@ -374,7 +374,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, help="default benchmarks/results/simulation_realism[_vN]")
     parser.add_argument("--no-timing", action="store_true")
-    parser.add_argument("--sim-version", type=int, default=DEFAULT_VERSION, choices=(2, 3, 4))
+    parser.add_argument("--sim-version", type=int, default=DEFAULT_VERSION, choices=tuple(CALIBRATION_FILES))
     parser.add_argument("--mix", default="CN=0.6,MCI=0,AD=0.4", help="v3/v4 cohort's diagnosis mix")
     parser.add_argument("--counterfactual", type=int, default=20, help="CN subjects for the age-only slopes")
     args = parser.parse_args()

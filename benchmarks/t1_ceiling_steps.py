@@ -96,7 +96,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=1)
     parser.add_argument("--simulate", type=int, metavar="N", help="render a clean cohort of N first")
     parser.add_argument("--seed", type=int, default=2)
-    parser.add_argument("--sim-version", type=int, default=population.DEFAULT_VERSION, choices=(3, 4))
+    parser.add_argument(
+        "--sim-version", type=int, default=population.DEFAULT_VERSION, choices=tuple(population.ATROPHY_LAG_BY_VERSION)
+    )
     parser.add_argument("--truth-only", action="store_true", help="steps 1 and 2 only (no preprocessing)")
     parser.add_argument("--atrophy-lag", type=float, help="with --simulate: render with this lag instead")
     parser.add_argument("--atrophy-scatter", type=float, help="with --simulate: render with this scatter instead")

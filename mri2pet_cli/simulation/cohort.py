@@ -215,7 +215,7 @@ def simulate_cohort(
     if n < 1:
         raise ValueError("n must be at least 1")
     if version not in VERSIONS:
-        raise UnknownNameError(f"unknown simulator version {version}", hint="choose 1, 2, 3 or 4")
+        raise UnknownNameError(f"unknown simulator version {version}", hint=f"choose {', '.join(map(str, VERSIONS))}")
     if diagnosis_mix is not None and version < 3:
         raise UnknownNameError("--diagnosis-mix needs simulator version 3 or later", hint="--sim-version 4")
     if site != "home" and version < 3:

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from mri2pet_cli.simulation.fdg_reference import REGIONS, RegionReference, region_label_values
+from mri2pet_cli.simulation.population import VERSIONS
 from mri2pet_cli.space.atlas import aal_names, mean_in_labels, reference_labels
 
-CALIBRATION_FILES = {
-    version: Path(__file__).parent / "data" / f"fdg_v{version}_calibration.json" for version in (2, 3, 4)
+CALIBRATION_FILES = {  # every version from 2 on renders from a fitted FDG model
+    version: Path(__file__).parent / "data" / f"fdg_v{version}_calibration.json" for version in VERSIONS if version >= 2
 }
 REFERENCE_AGE = 70.0  # regional factors hold at this age; age effects are relative to it
 AD_REFERENCE_SEVERITY = 0.75  # the table's AD column is mild-to-moderate AD: severity 0.5-1.0, mean 0.75
